@@ -1,0 +1,50 @@
+"""Packing: the sequences of a batch laid end to end in one [tokens, hidden] matrix.
+
+No padding is stored or computed; ``seq_starts`` marks where each sequence begins, and
+attention and pooling work per sequence. Positions restart at 0 for every sequence, as HF's
+do for right-padded input.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PackedBatch:
+    input_ids: np.ndarray       # [T] int32, all sequences' tokens back to back
+    position_ids: np.ndarray    # [T] int32, each token's index within its sequence
+    token_type_ids: np.ndarray  # [T] int32, zeros (single-segment input)
+    seq_starts: np.ndarray      # [n + 1] int64, sequence s is tokens seq_starts[s]:seq_starts[s+1]
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.seq_starts[-1])
+
+
+def pack(sequences: list[np.ndarray]) -> PackedBatch:
+    """Token-id arrays -> one packed batch."""
+    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+    seq_starts = np.zeros(len(sequences) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=seq_starts[1:])
+    total = int(seq_starts[-1])
+    input_ids = np.concatenate(sequences).astype(np.int32) if total else np.zeros(0, np.int32)
+    position_ids = (np.arange(total, dtype=np.int64) - np.repeat(seq_starts[:-1], lengths)).astype(np.int32)
+    return PackedBatch(input_ids, position_ids, np.zeros(total, np.int32), seq_starts)
+
+
+def pack_padded(input_ids: np.ndarray, attention_mask: np.ndarray) -> PackedBatch:
+    """A padded [n, L] batch (HF layout) -> packed. Each kept token keeps its column as its
+    position, which is exactly what HF computes for any mask, left padding included."""
+    rows, cols = np.nonzero(attention_mask)
+    seq_starts = np.zeros(input_ids.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.count_nonzero(attention_mask, axis=1), out=seq_starts[1:])
+    ids = input_ids[rows, cols].astype(np.int32)
+    return PackedBatch(ids, cols.astype(np.int32), np.zeros(len(ids), np.int32), seq_starts)
+
+
+def length_sorted_batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
+    """Indices grouped into batches of similar length (longest first), so the packed batches
+    are even; the caller scatters results back to input order."""
+    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]

@@ -1,0 +1,190 @@
+"""``E5Model``: the public API. Texts in, float32 embeddings out, with the E5 model card's conventions."""
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numba
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from .batching import length_sorted_batches, pack, pack_padded
+from .config import BertConfig
+from .encoder import Workspace, encode_packed, pool
+from .hub import resolve_model_folder
+from .tokenization import WordPieceTokenizer
+from .weights import load_weights
+
+log = logging.getLogger("e5np")
+
+QUERY, PASSAGE = "query: ", "passage: "
+DEFAULT_GEMM = "blas"  # measured faster here than the Numba GEMM so far; see README "GEMM"
+
+
+class Embeddings(np.ndarray):
+    """A float32 [n, hidden] array from ``encode``, which also says what tokenization cut.
+
+    ``truncated``: indices of the texts longer than ``max_length`` tokens (cut to fit);
+    ``None`` on arrays derived from it by arithmetic, which carry no such record.
+    """
+    truncated: list[int] | None = None
+
+    @property
+    def num_truncated(self) -> int | None:
+        return None if self.truncated is None else len(self.truncated)
+
+
+@dataclass(frozen=True)
+class ForwardOutput:
+    hidden_states: list[np.ndarray]  # num_layers + 1 arrays [n, L, H]: embeddings, then each layer; 0 at padding
+    embeddings: np.ndarray           # [n, H] mean-pooled over the mask and L2-normalized
+
+
+class E5Model:
+    def __init__(self, folder, *, max_length: int | None = None, gemm: str = DEFAULT_GEMM,
+                 num_threads: int | None = None):
+        folder = Path(folder)
+        self.folder = folder
+        self.config = BertConfig.from_file(folder / "config.json")
+        self.tokenizer = WordPieceTokenizer.from_folder(folder, self.config.max_position_embeddings, max_length)
+        self.weights = load_weights(folder, self.config, gemm)
+        self.gemm = gemm
+        self.num_threads = num_threads or len(os.sched_getaffinity(0))
+        self._workspace = Workspace()
+        self._lock = threading.Lock()  # the workspace is shared: one forward pass at a time
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, **kwargs) -> "E5Model":
+        """A local folder, or a Hub id (``intfloat/e5-large``) from the cache or a download."""
+        return cls(resolve_model_folder(name_or_path), **kwargs)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.config.hidden_size
+
+    @property
+    def max_length(self) -> int:
+        return self.tokenizer.max_length
+
+    # --- texts -> embeddings -------------------------------------------------------------
+    def encode(self, texts, batch_size: int = 32, normalize: bool = True, prefix: str | None = None,
+               show_progress_bar: bool = False, *, normalize_embeddings: bool | None = None,
+               prompt: str | None = None, convert_to_numpy: bool = True, convert_to_tensor: bool = False,
+               **unsupported) -> Embeddings:
+        """Embed texts as float32 [n, hidden] (one text: [hidden]).
+
+        ``prefix`` ("query: " / "passage: ") is added unless a text already starts with it;
+        ``prompt`` (sentence-transformers' name) is prepended as given. sentence-transformers'
+        ``normalize_embeddings``, ``convert_to_numpy`` are accepted too.
+        """
+        if unsupported:
+            raise TypeError(f"encode() got unsupported keyword arguments {sorted(unsupported)}")
+        if convert_to_tensor or not convert_to_numpy:
+            raise ValueError("e5np returns NumPy arrays only (convert_to_numpy=True, convert_to_tensor=False)")
+        if isinstance(texts, str):
+            return self.encode([texts], batch_size, normalize, prefix, show_progress_bar,
+                               normalize_embeddings=normalize_embeddings, prompt=prompt)[0]
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        texts = _check_texts(texts)
+        if prefix:
+            texts = [t if t.startswith(prefix) else prefix + t for t in texts]
+        if prompt:
+            texts = [prompt + t for t in texts]
+        if normalize_embeddings is not None:
+            normalize = normalize_embeddings
+        tokens = self.tokenizer.tokenize(texts)
+        if tokens.truncated:
+            log.warning("%d of %d texts were longer than %d tokens and were truncated (first: text %d)",
+                        len(tokens.truncated), len(texts), self.max_length, tokens.truncated[0])
+        out = np.zeros((len(texts), self.hidden_size), np.float32).view(Embeddings)
+        out.truncated = tokens.truncated
+        batches = length_sorted_batches([len(ids) for ids in tokens.ids], batch_size)
+        progress = _progress(len(texts), show_progress_bar)
+        with self._lock, self._threads():
+            for indices in batches:
+                batch = pack([tokens.ids[i] for i in indices])
+                x = encode_packed(batch, self.weights, self.config, self._workspace)
+                out[indices] = pool(x, batch, normalize)
+                progress.update(len(indices))
+        progress.close()
+        return out
+
+    def encode_queries(self, texts, **kwargs) -> Embeddings:
+        """encode() with the "query: " prefix E5 was trained with (for search queries)."""
+        return self.encode(texts, prefix=QUERY, **kwargs)
+
+    def encode_passages(self, texts, **kwargs) -> Embeddings:
+        """encode() with the "passage: " prefix E5 was trained with (for documents)."""
+        return self.encode(texts, prefix=PASSAGE, **kwargs)
+
+    @staticmethod
+    def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Cosine similarity [len(a), len(b)] (plain dot products when both are normalized)."""
+        a, b = np.atleast_2d(a).astype(np.float32), np.atleast_2d(b).astype(np.float32)
+        a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+        b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+        return a @ b.T
+
+    # --- token ids -> every layer, for parity work ------------------------------------------
+    def forward(self, input_ids, attention_mask=None) -> ForwardOutput:
+        """HF-layout [n, L] ids and mask -> every layer's hidden states [n, L, H] and the
+        pooled, normalized embeddings. Padding positions are not computed (zeros)."""
+        input_ids = np.asarray(input_ids)
+        mask = np.ones_like(input_ids) if attention_mask is None else np.asarray(attention_mask)
+        if input_ids.ndim != 2 or mask.shape != input_ids.shape:
+            raise ValueError(f"input_ids {input_ids.shape} and attention_mask {mask.shape} must be the same [n, L] shape")
+        if input_ids.shape[1] > self.config.max_position_embeddings:
+            raise ValueError(f"sequence length {input_ids.shape[1]} exceeds max_position_embeddings "
+                             f"{self.config.max_position_embeddings}")
+        if input_ids.size and (input_ids.min() < 0 or input_ids.max() >= self.config.vocab_size):
+            raise ValueError(f"input_ids must lie in [0, {self.config.vocab_size})")
+        batch = pack_padded(input_ids, mask)
+        layers: list[np.ndarray] = []
+        with self._lock, self._threads():
+            x = encode_packed(batch, self.weights, self.config, self._workspace, hidden_states=layers)
+            embeddings = pool(x, batch, normalize=True)
+        rows, cols = np.nonzero(mask)
+        padded = []
+        for layer in layers:
+            full = np.zeros(input_ids.shape + (self.hidden_size,), np.float32)
+            full[rows, cols] = layer
+            padded.append(full)
+        return ForwardOutput(padded, embeddings)
+
+    def _threads(self):
+        numba.set_num_threads(min(self.num_threads, numba.config.NUMBA_NUM_THREADS))
+        return threadpool_limits(self.num_threads)
+
+    def __repr__(self):
+        c = self.config
+        return (f"E5Model({str(self.folder)!r}, layers={c.num_hidden_layers}, hidden={c.hidden_size}, "
+                f"max_length={self.max_length}, gemm={self.gemm!r}, num_threads={self.num_threads})")
+
+
+def _check_texts(texts) -> list[str]:
+    try:
+        texts = list(texts)
+    except TypeError:
+        raise TypeError(f"texts must be a string or a list of strings, not {type(texts).__name__}") from None
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"texts[{i}] is {type(t).__name__}, not str")
+    return texts
+
+
+class _NoProgress:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total: int, show: bool):
+    if not show:
+        return _NoProgress()
+    from tqdm.auto import tqdm
+    return tqdm(total=total, unit="text", desc="e5np")

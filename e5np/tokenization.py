@@ -1,0 +1,89 @@
+"""Texts -> token ids with the model's own WordPiece tokenizer (the ``tokenizers`` package).
+
+Every text becomes [CLS] tokens... [SEP], cut to ``max_length`` ids in all. Nothing is padded:
+the engine packs sequences end to end. Truncation is counted, never silent.
+"""
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+from tokenizers.implementations import BertWordPieceTokenizer
+
+from .errors import ModelFileError
+
+log = logging.getLogger("e5np")
+
+_NO_LIMIT = 10**6  # tokenizer_config.json says 1e30 when it sets no limit
+
+
+@dataclass(frozen=True)
+class TokenizedBatch:
+    ids: list[np.ndarray]    # one int32 array per text, [CLS] ... [SEP]
+    truncated: list[int]     # indices of the texts that were cut at max_length
+
+
+class WordPieceTokenizer:
+    def __init__(self, tokenizer: Tokenizer, max_length: int):
+        self.max_length = max_length
+        self._tokenizer = tokenizer
+        self._tokenizer.no_padding()  # tokenizer.json files may pad to a fixed length
+        self._tokenizer.enable_truncation(max_length)
+
+    @classmethod
+    def from_folder(cls, folder: Path, max_position_embeddings: int, max_length: int | None = None):
+        return cls(_load_tokenizer(folder), resolve_max_length(folder, max_position_embeddings, max_length))
+
+    def tokenize(self, texts: list[str]) -> TokenizedBatch:
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = [np.asarray(e.ids, dtype=np.int32) for e in encodings]
+        truncated = [i for i, e in enumerate(encodings) if e.overflowing]
+        return TokenizedBatch(ids, truncated)
+
+
+def _load_tokenizer(folder: Path) -> Tokenizer:
+    path = folder / "tokenizer.json"
+    if path.exists():
+        try:
+            return Tokenizer.from_file(str(path))
+        except Exception as e:  # the tokenizers package raises plain Exception on bad files
+            raise ModelFileError(f"{path}: not a valid tokenizer.json ({e})") from None
+    vocab = folder / "vocab.txt"
+    if not vocab.exists():
+        raise ModelFileError(f"{folder}: no tokenizer.json or vocab.txt to build the tokenizer from")
+    options = _read_json(folder / "tokenizer_config.json")
+    wordpiece = BertWordPieceTokenizer(
+        str(vocab),
+        lowercase=options.get("do_lower_case", True),
+        strip_accents=options.get("strip_accents"),
+        handle_chinese_chars=options.get("tokenize_chinese_chars", True),
+        clean_text=True,
+    )
+    return wordpiece._tokenizer
+
+
+def resolve_max_length(folder: Path, max_position_embeddings: int, override: int | None) -> int:
+    """Longest input in tokens: the override, else sentence-transformers' ``max_seq_length``,
+    else the tokenizer's ``model_max_length``; never above the position table."""
+    if override is not None:
+        if not 2 <= override <= max_position_embeddings:
+            raise ValueError(f"max_length={override}: must be between 2 ([CLS] and [SEP]) and "
+                             f"the model's max_position_embeddings, {max_position_embeddings}")
+        return override
+    for name, key in (("sentence_bert_config.json", "max_seq_length"), ("tokenizer_config.json", "model_max_length")):
+        value = _read_json(folder / name).get(key)
+        if isinstance(value, (int, float)) and 2 <= value < _NO_LIMIT:
+            return min(int(value), max_position_embeddings)
+    return max_position_embeddings
+
+
+def _read_json(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelFileError(f"{path}: not valid JSON ({e})") from None

@@ -1,0 +1,115 @@
+"""The model's weights as named structures, checked tensor by tensor against the config.
+
+Checkpoint names are HF's (``encoder.layer.{i}.attention.self.query.weight`` ...); each field
+below says which tensor it holds. The one layout change: query, key and value are stacked into
+a single [3H, H] projection, so one GEMM reads the layer input once for all three.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import read_tensors
+from .config import BertConfig
+from .errors import ModelFileError
+from .linear import Linear
+
+
+@dataclass(frozen=True)
+class Norm:
+    gamma: np.ndarray  # LayerNorm.weight [H]
+    beta: np.ndarray   # LayerNorm.bias [H]
+
+
+@dataclass(frozen=True)
+class EmbeddingWeights:
+    word: np.ndarray        # embeddings.word_embeddings.weight [vocab, H]
+    position: np.ndarray    # embeddings.position_embeddings.weight [max_positions, H]
+    token_type: np.ndarray  # embeddings.token_type_embeddings.weight [type_vocab, H]
+    norm: Norm              # embeddings.LayerNorm
+
+
+@dataclass(frozen=True)
+class LayerWeights:
+    qkv: Linear        # attention.self.{query,key,value}, stacked: [H] -> [3H]
+    attn_out: Linear   # attention.output.dense: [H] -> [H]
+    attn_norm: Norm    # attention.output.LayerNorm
+    ffn_in: Linear     # intermediate.dense: [H] -> [I]
+    ffn_out: Linear    # output.dense: [I] -> [H]
+    ffn_norm: Norm     # output.LayerNorm
+
+
+@dataclass(frozen=True)
+class Weights:
+    embeddings: EmbeddingWeights
+    layers: list[LayerWeights]
+
+
+def expected_shapes(c: BertConfig) -> dict[str, tuple[int, ...]]:
+    """Every tensor the forward pass needs, with its shape (HF names, no ``bert.`` prefix)."""
+    H, I = c.hidden_size, c.intermediate_size
+    shapes = {
+        "embeddings.word_embeddings.weight": (c.vocab_size, H),
+        "embeddings.position_embeddings.weight": (c.max_position_embeddings, H),
+        "embeddings.token_type_embeddings.weight": (c.type_vocab_size, H),
+        "embeddings.LayerNorm.weight": (H,),
+        "embeddings.LayerNorm.bias": (H,),
+    }
+    for i in range(c.num_hidden_layers):
+        p = f"encoder.layer.{i}."
+        for name in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
+            shapes[p + name + ".weight"], shapes[p + name + ".bias"] = (H, H), (H,)
+        shapes[p + "intermediate.dense.weight"], shapes[p + "intermediate.dense.bias"] = (I, H), (I,)
+        shapes[p + "output.dense.weight"], shapes[p + "output.dense.bias"] = (H, I), (H,)
+        for name in ("attention.output.LayerNorm", "output.LayerNorm"):
+            shapes[p + name + ".weight"], shapes[p + name + ".bias"] = (H,), (H,)
+    return shapes
+
+
+def check_tensors(tensors: dict[str, np.ndarray], config: BertConfig, folder: Path) -> None:
+    """Raise naming the first tensor that is missing or of the wrong shape or dtype."""
+    for name, shape in expected_shapes(config).items():
+        legacy = name.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
+        if name not in tensors and legacy in tensors:
+            tensors[name] = tensors.pop(legacy)  # old checkpoints name LayerNorm parameters gamma/beta
+        if name not in tensors:
+            raise ModelFileError(f"{folder}: tensor {name!r} is missing from the checkpoint "
+                                 f"(config.json asks for {config.num_hidden_layers} layers of hidden size {config.hidden_size})")
+        t = tensors[name]
+        if t.dtype != np.float32:
+            raise ModelFileError(f"{folder}: tensor {name!r} has dtype {t.dtype}, expected a float type")
+        if tuple(t.shape) != shape:
+            raise ModelFileError(f"{folder}: tensor {name!r} has shape {tuple(t.shape)}, but config.json implies {shape}")
+
+
+def load_weights(folder: Path, config: BertConfig, gemm: str) -> Weights:
+    t = read_tensors(folder)
+    check_tensors(t, config, folder)
+
+    def linear(name):
+        return Linear.from_checkpoint(t[name + ".weight"], t[name + ".bias"], gemm)
+
+    def norm(name):
+        return Norm(t[name + ".weight"], t[name + ".bias"])
+
+    embeddings = EmbeddingWeights(
+        word=t["embeddings.word_embeddings.weight"],
+        position=t["embeddings.position_embeddings.weight"],
+        token_type=t["embeddings.token_type_embeddings.weight"],
+        norm=norm("embeddings.LayerNorm"),
+    )
+    layers = []
+    for i in range(config.num_hidden_layers):
+        p = f"encoder.layer.{i}."
+        qkv = [p + f"attention.self.{n}" for n in ("query", "key", "value")]
+        layers.append(LayerWeights(
+            qkv=Linear.from_checkpoint(np.concatenate([t[n + ".weight"] for n in qkv]),
+                                       np.concatenate([t[n + ".bias"] for n in qkv]), gemm),
+            attn_out=linear(p + "attention.output.dense"),
+            attn_norm=norm(p + "attention.output.LayerNorm"),
+            ffn_in=linear(p + "intermediate.dense"),
+            ffn_out=linear(p + "output.dense"),
+            ffn_norm=norm(p + "output.LayerNorm"),
+        ))
+    return Weights(embeddings, layers)

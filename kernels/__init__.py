@@ -1,0 +1,14 @@
+"""e5np's Numba kernels: one concern per module, each with a plain-NumPy twin in ``reference``.
+
+Importable as ``e5np.kernels`` (never as a top-level ``kernels`` module).
+"""
+
+from .attention import attention_
+from .embeddings import embed_layernorm_
+from .gelu import add_bias_, bias_gelu_
+from .gemm import matmul_blas, matmul_packed_, pack_weight
+from .layernorm import bias_residual_layernorm_
+from .pooling import mean_pool_
+
+__all__ = ["attention_", "embed_layernorm_", "add_bias_", "bias_gelu_", "matmul_blas", "matmul_packed_",
+           "pack_weight", "bias_residual_layernorm_", "mean_pool_"]

@@ -1,0 +1,58 @@
+"""Scaled dot-product self-attention over packed sequences (HF ``eager_attention_forward``).
+
+For each sequence s and head h, with Q, K, V the head's slices of that sequence's tokens:
+  ctx = softmax(Q K^T / sqrt(d)) V
+HF adds a float32-min mask on padding keys, which makes their softmax weight exactly 0; here the
+batch is packed (no padding at all), so each sequence attends over its own tokens only: the same
+numbers with no wasted work.
+"""
+
+import math
+
+import numpy as np
+from numba import prange
+
+from .jit import kernel
+
+
+@kernel(parallel=True)
+def attention_(ctx, qkv, seq_starts, num_heads):
+    """ctx[t, head h] = softmax(q_t . K_s^T / sqrt(d)) V_s for every token t of every sequence s.
+
+    qkv: [tokens, 3*hidden], the fused Q|K|V projection; seq_starts: [n_seq + 1] token offsets.
+    One (sequence, head) pair per parallel job; within a job every sum runs in a fixed order.
+    """
+    hidden = ctx.shape[1]
+    d = hidden // num_heads
+    scale = np.float32(1.0 / math.sqrt(d))
+    n_seq = seq_starts.shape[0] - 1
+    for job in prange(n_seq * num_heads):
+        s, h = job // num_heads, job % num_heads
+        start, n = seq_starts[s], seq_starts[s + 1] - seq_starts[s]
+        q0, k0, v0 = h * d, hidden + h * d, 2 * hidden + h * d
+        keys_t = np.empty((d, n), np.float32)  # K^T, so the score loop runs along contiguous keys
+        for j in range(n):
+            for c in range(d):
+                keys_t[c, j] = qkv[start + j, k0 + c]
+        scores = np.empty(n, np.float32)
+        for i in range(n):
+            scores[:] = 0.0
+            for c in range(d):
+                qc = qkv[start + i, q0 + c]
+                for j in range(n):
+                    scores[j] += qc * keys_t[c, j]
+            top = -np.inf
+            for j in range(n):
+                scores[j] *= scale
+                top = max(top, scores[j])
+            total = 0.0
+            for j in range(n):
+                e = math.exp(np.float64(scores[j]) - top)
+                scores[j] = e
+                total += e
+            out = ctx[start + i, q0:q0 + d]
+            out[:] = 0.0
+            for j in range(n):
+                p = np.float32(scores[j] / total)
+                for c in range(d):
+                    out[c] += p * qkv[start + j, v0 + c]

@@ -1,0 +1,18 @@
+"""The one place that sets Numba compile flags for every e5np kernel.
+
+- ``cache=True``: the second process loads machine code from disk instead of compiling
+  (kernels are plain top-level functions: cached closures are unsafe, see the notes).
+- ``fastmath={"contract"}``: LLVM may fuse ``a * b + c`` into one FMA, which is exact per
+  element and the same on every call. Nothing else (no reassociation): every sum runs in
+  the order it is written, so results are reproducible bit for bit.
+"""
+
+import numba
+
+FASTMATH = frozenset({"contract"})
+
+
+def kernel(fn=None, *, parallel=False):
+    """``@kernel`` / ``@kernel(parallel=True)``: njit with the project's flags."""
+    jit = numba.njit(cache=True, nogil=True, fastmath=set(FASTMATH), parallel=parallel)
+    return jit if fn is None else jit(fn)

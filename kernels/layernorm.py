@@ -1,0 +1,43 @@
+"""LayerNorm rows, and the fused bias + residual + LayerNorm that closes each BERT sub-block.
+
+HF ``BertSelfOutput`` / ``BertOutput``:  x = LayerNorm(dense(h) + x)   (post-LN, eps from config)
+torch LayerNorm:  (x - mean) / sqrt(var + eps) * gamma + beta,  var biased (divide by n).
+Statistics are accumulated in float64, so they are at least as exact as torch's fp32 ones.
+"""
+
+import math
+
+import numpy as np
+from numba import prange
+
+from .jit import kernel
+
+
+@kernel
+def layernorm_row_(row, gamma, beta, eps):
+    """Normalize one float32 row in place."""
+    n = row.shape[0]
+    total = 0.0
+    for c in range(n):
+        total += row[c]
+    mean = total / n
+    sq = 0.0
+    for c in range(n):
+        d = row[c] - mean
+        sq += d * d
+    rstd = 1.0 / math.sqrt(sq / n + eps)
+    for c in range(n):
+        row[c] = np.float32((row[c] - mean) * rstd * gamma[c] + beta[c])
+
+
+@kernel(parallel=True)
+def bias_residual_layernorm_(x, y, bias, gamma, beta, eps):
+    """x[t] = LayerNorm(y[t] + bias + x[t]) for every token row t; x is overwritten.
+
+    The adds round to float32 in HF's order ((y + bias) + x) before the normalization.
+    """
+    for t in prange(x.shape[0]):
+        row = x[t]
+        for c in range(row.shape[0]):
+            row[c] = (y[t, c] + bias[c]) + row[c]
+        layernorm_row_(row, gamma, beta, eps)
