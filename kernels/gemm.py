@@ -2,8 +2,8 @@
 
 Two implementations behind one seam (``e5np.linear``):
 - ``matmul_packed_``: e5np's own Numba GEMM. W is packed once at load into column panels
-  [ceil(N/NR), K, NR]; a register tile of MR rows x NR columns is accumulated over the whole K
-  with one FMA per element per k, always in the same order. So every output element is the same
+  [ceil(N/NR), K, NR]; a register tile of MR rows x NR columns is accumulated over K with one
+  FMA per element per k, in chunks of KC, always in the same order. So every output element is the same
   float32 whatever the number of rows in the batch (the batch-invariance promise).
 - ``matmul_blas``: NumPy's BLAS on the unpacked weight (``x @ W.T`` without a copy).
 """
@@ -15,6 +15,8 @@ from .jit import kernel
 
 MR = 8   # rows of a register tile: each row's NR accumulators stay in two zmm registers
 NR = 32  # columns of a packed weight panel
+KC = 64  # k-steps summed in registers before joining the tile's running total: two-level
+#          summation, so float32 round-off grows like sqrt(KC + K/KC) instead of sqrt(K)
 
 
 def pack_weight(w):
@@ -35,6 +37,7 @@ def matmul_blas(out, x, w):
 @kernel
 def _tile_full(out, x, panel, i0, j0):
     """out[i0:i0+MR, j0:j0+NR] = x[i0:i0+MR] @ panel; the MR rows unrolled so LLVM vectorizes along NR."""
+    total = np.zeros((MR, NR), np.float32)
     acc = np.zeros((MR, NR), np.float32)
     for k in range(x.shape[1]):
         b = panel[k]
@@ -50,12 +53,15 @@ def _tile_full(out, x, panel, i0, j0):
             acc[5, j] += a5 * bj
             acc[6, j] += a6 * bj
             acc[7, j] += a7 * bj
-    _store(out, acc, i0, MR, j0)
+        if (k + 1) % KC == 0 or k + 1 == x.shape[1]:
+            _join_(total, acc)
+    _store(out, total, i0, MR, j0)
 
 
 @kernel
 def _tile_rows(out, x, panel, i0, rows, j0):
     """The same tile for the last rows < MR: per element the same FMAs in the same order."""
+    total = np.zeros((MR, NR), np.float32)
     acc = np.zeros((MR, NR), np.float32)
     for k in range(x.shape[1]):
         b = panel[k]
@@ -63,7 +69,18 @@ def _tile_rows(out, x, panel, i0, rows, j0):
             a = x[i0 + r, k]
             for j in range(NR):
                 acc[r, j] += a * b[j]
-    _store(out, acc, i0, rows, j0)
+        if (k + 1) % KC == 0 or k + 1 == x.shape[1]:
+            _join_(total, acc)
+    _store(out, total, i0, rows, j0)
+
+
+@kernel
+def _join_(total, acc):
+    """total += acc; acc = 0 (the end of one KC chunk)."""
+    for r in range(MR):
+        for j in range(NR):
+            total[r, j] += acc[r, j]
+            acc[r, j] = 0.0
 
 
 @kernel

@@ -1,0 +1,147 @@
+"""Every Numba kernel against its plain-NumPy twin (kernels/reference.py), edge shapes included."""
+
+import math
+
+import numpy as np
+import pytest
+
+import tolerances as tol
+from checks import assert_close
+from e5np import kernels
+from e5np.batching import pack_padded
+from e5np.kernels import reference as ref
+
+rng = np.random.default_rng(0)
+
+
+def randn(*shape, scale=1.0):
+    return (scale * rng.standard_normal(shape)).astype(np.float32)
+
+
+def seq_starts(lengths):
+    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+
+TOKEN_COUNTS = [1, 2, 7, 8, 9, 33, 512]
+WIDTHS = [1, 31, 32, 33, 384, 1024]
+
+
+@pytest.mark.parametrize("tokens", TOKEN_COUNTS)
+@pytest.mark.parametrize("hidden", [1, 5, 64, 1024])
+def test_bias_residual_layernorm(tokens, hidden):
+    x, y, bias = randn(tokens, hidden), randn(tokens, hidden, scale=3), randn(hidden)
+    gamma, beta = 1 + randn(hidden, scale=0.2), randn(hidden, scale=0.1)
+    expected = ref.bias_residual_layernorm(x, y, bias, gamma, beta, 1e-12)
+    kernels.bias_residual_layernorm_(x, y, bias, gamma, beta, 1e-12)
+    assert_close(x, expected, tol.ELEMENTWISE_ATOL, tol.ELEMENTWISE_RTOL, "bias_residual_layernorm_")
+
+
+def test_layernorm_of_constant_row_is_beta():
+    """var = 0: eps keeps it finite, as in torch (a trap for eps-free implementations)."""
+    x, y = np.full((2, 8), 3.0, np.float32), np.zeros((2, 8), np.float32)
+    beta = randn(8)
+    kernels.bias_residual_layernorm_(x, y, np.zeros(8, np.float32), np.ones(8, np.float32), beta, 1e-12)
+    assert_close(x, np.broadcast_to(beta, (2, 8)), 0, label="constant row")
+
+
+@pytest.mark.parametrize("tokens", TOKEN_COUNTS)
+def test_embed_layernorm(tokens):
+    vocab, positions, hidden = 50, 512, 48
+    word, position, token_type = randn(vocab, hidden), randn(positions, hidden), randn(2, hidden)
+    gamma, beta = 1 + randn(hidden, scale=0.2), randn(hidden, scale=0.1)
+    ids = rng.integers(0, vocab, tokens).astype(np.int32)
+    pos = rng.integers(0, positions, tokens).astype(np.int32)
+    types = rng.integers(0, 2, tokens).astype(np.int32)
+    out = np.empty((tokens, hidden), np.float32)
+    kernels.embed_layernorm_(out, ids, pos, types, word, position, token_type, gamma, beta, 1e-12)
+    expected = ref.embed_layernorm(ids, pos, types, word, position, token_type, gamma, beta, 1e-12)
+    assert_close(out, expected, tol.ELEMENTWISE_ATOL, tol.ELEMENTWISE_RTOL, "embed_layernorm_")
+
+
+@pytest.mark.parametrize("tokens", TOKEN_COUNTS)
+@pytest.mark.parametrize("width", [1, 37, 4096])
+def test_bias_gelu(tokens, width):
+    y, bias = randn(tokens, width, scale=4), randn(width)
+    expected = ref.bias_gelu(y, bias)
+    kernels.bias_gelu_(y, bias)
+    assert_close(y, expected, tol.ELEMENTWISE_ATOL, tol.ELEMENTWISE_RTOL, "bias_gelu_")
+
+
+def test_gelu_is_the_erf_form_not_tanh():
+    """At x = 2 the erf GELU is 1.954500; the tanh approximation gives 1.954598."""
+    y = np.array([[2.0, -1.0, 0.0]], np.float32)
+    kernels.bias_gelu_(y, np.zeros(3, np.float32))
+    exact = [0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in (2.0, -1.0, 0.0)]
+    assert_close(y[0], exact, 1e-7, label="gelu(2, -1, 0)")
+
+
+def test_add_bias():
+    y, bias = randn(9, 33), randn(33)
+    expected = y + bias
+    kernels.add_bias_(y, bias)
+    assert_close(y, expected, 0, label="add_bias_")
+
+
+@pytest.mark.parametrize("m", [1, 7, 8, 9, 17, 512])
+@pytest.mark.parametrize("k,n", [(1, 1), (31, 33), (64, 96), (384, 1536), (1024, 1024)])
+def test_gemm_packed_and_blas(m, k, n):
+    x, w = randn(m, k), randn(n, k)
+    expected = ref.matmul(x, w)
+    scale = np.sqrt(k) * np.abs(x).max() * np.abs(w).max()  # float32 accumulation error grows with K
+    for name, run in [("matmul_packed_", lambda out: kernels.matmul_packed_(out, x, kernels.pack_weight(w))),
+                      ("matmul_blas", lambda out: kernels.matmul_blas(out, x, w))]:
+        out = np.full((m, n), np.nan, np.float32)
+        run(out)
+        assert_close(out, expected, tol.ACCUMULATING_REL * scale, label=f"{name} {m}x{k}x{n}")
+
+
+def test_gemm_rows_do_not_depend_on_the_batch():
+    """Each output row is the same float32 bits whatever rows surround it (tile edges included)."""
+    x, panels = randn(37, 200), kernels.pack_weight(randn(70, 200))
+    full = np.empty((37, 70), np.float32)
+    kernels.matmul_packed_(full, x, panels)
+    for lo, hi in [(0, 1), (5, 6), (3, 20), (30, 37), (8, 16)]:
+        part = np.empty((hi - lo, 70), np.float32)
+        kernels.matmul_packed_(part, np.ascontiguousarray(x[lo:hi]), panels)
+        assert np.array_equal(part, full[lo:hi]), f"rows {lo}:{hi} differ from the same rows in a batch of 37"
+
+
+@pytest.mark.parametrize("lengths", [[1], [2, 1], [5, 1, 9], [512], [3, 512, 17]])
+@pytest.mark.parametrize("heads,d", [(1, 8), (4, 16), (2, 64)])
+def test_attention(lengths, heads, d):
+    hidden = heads * d
+    starts = seq_starts(lengths)
+    qkv = randn(starts[-1], 3 * hidden, scale=2)
+    out = np.full((starts[-1], hidden), np.nan, np.float32)
+    kernels.attention_(out, qkv, starts, heads)
+    scale = np.sqrt(max(lengths)) * np.abs(qkv[:, 2 * hidden:]).max()  # P @ V: float32 sums of n values
+    assert_close(out, ref.attention(qkv, starts, heads), tol.ACCUMULATING_REL * scale,
+                 label=f"attention_ {lengths} heads={heads} d={d}")
+
+
+def test_packed_attention_equals_hf_masked_padded_attention():
+    """Packing drops padding keys; HF adds float32-min to them instead. Same numbers."""
+    heads, d, lengths = 2, 16, [5, 2, 7]
+    hidden, L = heads * d, max(lengths)
+    mask = np.array([[1] * n + [0] * (L - n) for n in lengths], np.float32)
+    padded = randn(len(lengths), L, 3 * hidden)
+    q, k, v = (padded[..., i * hidden:(i + 1) * hidden].reshape(len(lengths), L, heads, d).transpose(0, 2, 1, 3)
+               for i in range(3))
+    expected = ref.attention_padded(q, k, v, mask).transpose(0, 2, 1, 3).reshape(len(lengths), L, hidden)
+    batch = pack_padded(np.zeros(mask.shape, np.int64), mask)
+    qkv = padded[mask.astype(bool)]
+    out = np.empty((len(qkv), hidden), np.float32)
+    kernels.attention_(out, qkv, batch.seq_starts, heads)
+    assert_close(out, expected[mask.astype(bool)], 1e-6, label="packed vs HF-masked attention")
+
+
+@pytest.mark.parametrize("lengths", [[1], [3, 1, 0, 8], [512, 2]])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_mean_pool(lengths, normalize):
+    starts = seq_starts(lengths)
+    x = randn(starts[-1], 40)
+    out = np.empty((len(lengths), 40), np.float32)
+    kernels.mean_pool_(out, x, starts, normalize)
+    assert_close(out, ref.mean_pool(x, starts, normalize), tol.ELEMENTWISE_ATOL, tol.ELEMENTWISE_RTOL, "mean_pool_")
+    if 0 in lengths:
+        assert not out[lengths.index(0)].any(), "an empty sequence pools to zeros, as sentence-transformers' clamp does"

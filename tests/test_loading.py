@@ -1,0 +1,135 @@
+"""Config and checkpoint loading: what loads, and what is refused with a message naming the problem."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+from e5np import E5Model, ModelFileError, UnsupportedModelError
+from e5np.checkpoint import read_tensors
+from e5np.config import BertConfig
+
+SHARED_CONFIGS = ["e5-large", "e5-large-v2", "e5-base-v2", "e5-small-v2"]
+
+
+@pytest.fixture
+def model_copy(tiny_folder, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_folder, folder)
+    return folder
+
+
+def rewrite(folder, change):
+    """Apply ``change`` to the checkpoint's tensor dict and save it back."""
+    tensors = load_file(str(folder / "model.safetensors"))
+    change(tensors)
+    save_file(tensors, str(folder / "model.safetensors"))
+
+
+@pytest.mark.parametrize("name", SHARED_CONFIGS)
+def test_real_e5_configs_parse(name):
+    from make_fixtures import SHARED
+    path = SHARED / "e5-configs" / name / "config.json"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    c = BertConfig.from_file(path)
+    raw = json.loads(path.read_text())
+    assert (c.hidden_size, c.num_hidden_layers, c.intermediate_size) == \
+        (raw["hidden_size"], raw["num_hidden_layers"], raw["intermediate_size"])
+
+
+def test_other_architecture_is_refused():
+    with pytest.raises(UnsupportedModelError, match="xlm-roberta"):
+        BertConfig.from_dict({"model_type": "xlm-roberta", "architectures": ["XLMRobertaModel"]})
+
+
+def test_tanh_gelu_is_refused():
+    raw = json.loads((__import__("make_fixtures").SHARED / "e5-configs/e5-large/config.json").read_text())
+    with pytest.raises(UnsupportedModelError, match="hidden_act"):
+        BertConfig.from_dict({**raw, "hidden_act": "gelu_new"})
+
+
+def test_position_ids_and_pooler_are_ignored_and_float32_is_not_copied(tiny_folder):
+    tensors = read_tensors(tiny_folder)
+    assert "embeddings.position_ids" not in tensors and not any(k.startswith("pooler.") for k in tensors)
+    word = tensors["embeddings.word_embeddings.weight"]
+    assert isinstance(word.base, np.memmap) or isinstance(getattr(word.base, "base", None), np.memmap), \
+        "float32 tensors must be views of the memory-mapped file"
+
+
+def test_bert_prefix_is_accepted(model_copy, tiny_folder):
+    rewrite(model_copy, lambda t: t.update({"bert." + k: t.pop(k) for k in list(t)}))
+    texts = ["a prefixed checkpoint"]
+    assert np.array_equal(E5Model(model_copy).encode(texts), E5Model(tiny_folder).encode(texts))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, "bfloat16"])
+def test_half_precision_checkpoints_are_upcast(model_copy, tiny_folder, dtype):
+    def to_half(t):
+        for k, v in t.items():
+            if v.dtype == np.float32:
+                t[k] = v.astype(np.float16) if dtype == np.float16 else v
+    rewrite(model_copy, to_half)
+    if dtype == "bfloat16":  # numpy has no bfloat16: write it with torch
+        import torch
+        from safetensors.torch import load_file as tload, save_file as tsave
+        t = tload(str(model_copy / "model.safetensors"))
+        tsave({k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in t.items()},
+              str(model_copy / "model.safetensors"))
+    half, full = E5Model(model_copy).encode(["half"]), E5Model(tiny_folder).encode(["half"])
+    assert half.dtype == np.float32
+    assert (half * full).sum() > 0.99  # same model, weights rounded to 16 bits
+
+
+def test_sharded_checkpoint(model_copy, tiny_folder):
+    tensors = load_file(str(model_copy / "model.safetensors"))
+    names = sorted(tensors)
+    shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
+    for file, keys in shards.items():
+        save_file({k: tensors[k] for k in keys}, str(model_copy / file))
+    (model_copy / "model.safetensors").unlink()
+    weight_map = {k: file for file, keys in shards.items() for k in keys}
+    (model_copy / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    assert np.array_equal(E5Model(model_copy).encode(["sharded"]), E5Model(tiny_folder).encode(["sharded"]))
+
+
+def test_missing_tensor_is_named(model_copy):
+    rewrite(model_copy, lambda t: t.pop("encoder.layer.1.output.dense.bias"))
+    with pytest.raises(ModelFileError, match=r"'encoder.layer.1.output.dense.bias' is missing"):
+        E5Model(model_copy)
+
+
+def test_wrong_shape_is_named(model_copy):
+    rewrite(model_copy, lambda t: t.update({"encoder.layer.0.intermediate.dense.weight": np.zeros((3, 3), np.float32)}))
+    with pytest.raises(ModelFileError, match=r"'encoder.layer.0.intermediate.dense.weight' has shape \(3, 3\)"):
+        E5Model(model_copy)
+
+
+def test_truncated_file_is_named(model_copy):
+    path = model_copy / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:-1000])
+    with pytest.raises(ModelFileError, match="model.safetensors: not a readable safetensors file"):
+        E5Model(model_copy)
+
+
+def test_corrupt_header_is_named(model_copy):
+    path = model_copy / "model.safetensors"
+    data = bytearray(path.read_bytes())
+    data[8:20] = b"not json!!!!"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="model.safetensors"):
+        E5Model(model_copy)
+
+
+def test_missing_weights_file(model_copy):
+    (model_copy / "model.safetensors").unlink()
+    with pytest.raises(ModelFileError, match="no model.safetensors"):
+        E5Model(model_copy)
+
+
+def test_missing_config(model_copy):
+    (model_copy / "config.json").unlink()
+    with pytest.raises(ModelFileError, match="config.json"):
+        E5Model(model_copy)

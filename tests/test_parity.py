@@ -1,0 +1,74 @@
+"""e5np against transformers, layer by layer, on every fixture model and both GEMMs.
+
+Gates (tests/tolerances.py): per-text cosine >= 0.999999 and max |diff| <= 1e-6 on normalized
+embeddings vs HF fp32 (eager); e5np's error vs HF float64 within 1.5x HF fp32's own error.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+import hf_reference
+import tolerances as tol
+from checks import assert_close, cosine_rows
+from conftest import model_folder
+from e5np import E5Model
+from texts import MODEL_CARD_INPUTS, PARITY_TEXTS
+
+MODELS = ["all-MiniLM-L6-v2", "tiny-head16", "tiny-head48",
+          pytest.param("e5-large-random", marks=pytest.mark.slow)]
+TEXTS = tuple(PARITY_TEXTS)
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def case(request):
+    folder = model_folder(request.param)
+    model = E5Model(folder, max_length=512)
+    eager = hf_reference.run(folder, TEXTS, model.max_length, attn="eager")
+    return request.param, folder, model, eager
+
+
+@pytest.mark.parametrize("gemm", ["blas", "numba"])
+def test_every_layer_matches_hf(case, gemm):
+    name, folder, _, ref = case
+    model = E5Model(folder, max_length=512, gemm=gemm)
+    out = model.forward(ref.input_ids, ref.attention_mask)
+    mask = ref.attention_mask.astype(bool)
+    assert len(out.hidden_states) == len(ref.hidden_states) == model.config.num_hidden_layers + 1
+    for i, (ours, theirs) in enumerate(zip(out.hidden_states, ref.hidden_states)):
+        scale = np.abs(theirs[mask]).max()
+        assert_close(ours[mask], theirs[mask], atol=tol.HIDDEN_STATE_REL * scale,
+                     label=f"{name} [{gemm}] hidden_states[{i}] (scale {scale:.3g})")
+    assert_close(out.embeddings, ref.embeddings, atol=tol.EMBEDDING_MAX_ABS, label=f"{name} [{gemm}] forward embeddings")
+
+
+@pytest.mark.parametrize("gemm", ["blas", "numba"])
+def test_embeddings_match_hf_and_float64(case, gemm):
+    name, folder, _, eager = case
+    model = E5Model(folder, max_length=512, gemm=gemm)
+    ours = model.encode(list(TEXTS), batch_size=5)  # several packed batches of mixed lengths
+    sdpa = hf_reference.run(folder, TEXTS, model.max_length, attn="sdpa")
+    exact = hf_reference.run(folder, TEXTS, model.max_length, dtype=torch.float64)
+
+    err_ours = np.abs(ours - exact.embeddings).max()
+    err_eager = np.abs(eager.embeddings - exact.embeddings).max()
+    err_sdpa = np.abs(sdpa.embeddings - exact.embeddings).max()
+    cos = cosine_rows(ours, eager.embeddings)
+    print(f"\n{name} [{gemm}] max|diff| vs HF eager {np.abs(ours - eager.embeddings).max():.3g}, "
+          f"vs HF sdpa {np.abs(ours - sdpa.embeddings).max():.3g}; min cosine {cos.min():.9f}; "
+          f"vs float64: e5np {err_ours:.3g}, HF eager {err_eager:.3g}, HF sdpa {err_sdpa:.3g}")
+    assert_close(ours, eager.embeddings, atol=tol.EMBEDDING_MAX_ABS, label=f"{name} [{gemm}] embeddings vs HF eager")
+    assert_close(ours, sdpa.embeddings, atol=tol.EMBEDDING_MAX_ABS, label=f"{name} [{gemm}] embeddings vs HF sdpa")
+    assert cos.min() >= tol.EMBEDDING_MIN_COSINE, f"min cosine {cos.min():.9f} at text {cos.argmin()}"
+    assert err_ours <= tol.VS_FLOAT64_FACTOR * err_eager, \
+        f"e5np's error vs float64 {err_ours:.3g} exceeds {tol.VS_FLOAT64_FACTOR} x HF fp32's {err_eager:.3g}"
+    assert ours.truncated == [TEXTS.index(t) for t in TEXTS if len(t) > 3000], "the long text must be reported truncated"
+
+
+def test_model_card_scores_match_hf(case):
+    name, folder, model, _ = case
+    ref = hf_reference.run(folder, tuple(MODEL_CARD_INPUTS), model.max_length)
+    theirs = (ref.embeddings[:2] @ ref.embeddings[2:].T) * 100
+    q = model.encode_queries(MODEL_CARD_INPUTS[:2])
+    p = model.encode_passages(MODEL_CARD_INPUTS[2:])
+    assert_close(q @ p.T * 100, theirs, atol=tol.SCORE_MAX_ABS, label=f"{name} model card scores")

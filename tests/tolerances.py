@@ -1,0 +1,22 @@
+"""Every numerical tolerance of the test suite, in one place, each with its reason."""
+
+# Issue #2's parity gate on L2-normalized embeddings against HF fp32. A plain fp32 NumPy forward
+# lands near 2e-7; this leaves room for reordered sums but none for a wrong formula.
+EMBEDDING_MAX_ABS = 1e-6
+EMBEDDING_MIN_COSINE = 0.999999
+
+# e5np's fp32 error against HF float64 must stay within this factor of HF fp32's own error.
+VS_FLOAT64_FACTOR = 1.5
+
+# Scores of the model card's example (q @ p.T * 100) against HF's.
+SCORE_MAX_ABS = 1e-3
+
+# Per-layer hidden states against HF fp32: values are O(1) after LayerNorm; fp32 round-off
+# through GEMMs of K <= 4096 and up to 24 layers stays below 1e-4 relative to the layer's largest value.
+HIDDEN_STATE_REL = 1e-4
+
+# Kernels against their float64 NumPy twins. Elementwise kernels (LayerNorm, GELU, pooling,
+# embeddings) round once from float64: a few float32 ulps. GEMM and attention accumulate in
+# float32: error grows like sqrt(K) * eps * |x||w|, bounded here relative to the output's scale.
+ELEMENTWISE_RTOL, ELEMENTWISE_ATOL = 1e-6, 1e-6
+ACCUMULATING_REL = 2e-6
