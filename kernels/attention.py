@@ -20,21 +20,25 @@ def attention_(ctx, qkv, seq_starts, num_heads):
     """ctx[t, head h] = softmax(q_t . K_s^T / sqrt(d)) V_s for every token t of every sequence s.
 
     qkv: [tokens, 3*hidden], the fused Q|K|V projection; seq_starts: [n_seq + 1] token offsets.
-    One (sequence, head) pair per parallel job; within a job every sum runs in a fixed order.
+    One (sequence, head) pair per parallel job, numbered head-major so that the heads of one long
+    sequence are spread over the threads. Within a job every sum runs in a fixed order.
     """
     hidden = ctx.shape[1]
     d = hidden // num_heads
     scale = np.float32(1.0 / math.sqrt(d))
     n_seq = seq_starts.shape[0] - 1
     for job in prange(n_seq * num_heads):
-        s, h = job // num_heads, job % num_heads
+        h, s = job // n_seq, job % n_seq
         start, n = seq_starts[s], seq_starts[s + 1] - seq_starts[s]
         q0, k0, v0 = h * d, hidden + h * d, 2 * hidden + h * d
-        keys_t = np.empty((d, n), np.float32)  # K^T, so the score loop runs along contiguous keys
+        keys_t = np.empty((d, n), np.float32)  # K^T: the score loop runs along contiguous keys
+        values = np.empty((n, d), np.float32)  # V: the output loop runs along contiguous features
         for j in range(n):
             for c in range(d):
                 keys_t[c, j] = qkv[start + j, k0 + c]
+                values[j, c] = qkv[start + j, v0 + c]
         scores = np.empty(n, np.float32)
+        out = np.empty(d, np.float32)
         for i in range(n):
             scores[:] = 0.0
             for c in range(d):
@@ -50,9 +54,10 @@ def attention_(ctx, qkv, seq_starts, num_heads):
                 e = math.exp(np.float64(scores[j]) - top)
                 scores[j] = e
                 total += e
-            out = ctx[start + i, q0:q0 + d]
             out[:] = 0.0
             for j in range(n):
                 p = np.float32(scores[j] / total)
                 for c in range(d):
-                    out[c] += p * qkv[start + j, v0 + c]
+                    out[c] += p * values[j, c]
+            for c in range(d):
+                ctx[start + i, q0 + c] = out[c]

@@ -2,21 +2,22 @@
 
 Two implementations behind one seam (``e5np.linear``):
 - ``matmul_packed_``: e5np's own Numba GEMM. W is packed once at load into column panels
-  [ceil(N/NR), K, NR]; a register tile of MR rows x NR columns is accumulated over K with one
-  FMA per element per k, in chunks of KC, always in the same order. So every output element is the same
-  float32 whatever the number of rows in the batch (the batch-invariance promise).
+  [ceil(N/NR), K, NR]. Work is split into (block of MB rows, panel) jobs; within a job, each
+  KC-long chunk of the panel (8 KiB) stays in L1 while every 8-row tile of the block runs the
+  register micro-kernel (``gemm_tile.py``) over it. Each output element is summed in KC chunks
+  (two-level summation: float32 round-off grows like sqrt(KC + K/KC), not sqrt(K)) in a fixed
+  order, so a row's result never depends on the other rows in the batch.
 - ``matmul_blas``: NumPy's BLAS on the unpacked weight (``x @ W.T`` without a copy).
 """
 
 import numpy as np
 from numba import prange
 
+from .gemm_tile import MR, NR, fma_tile_8x32_
 from .jit import kernel
 
-MR = 8   # rows of a register tile: each row's NR accumulators stay in two zmm registers
-NR = 32  # columns of a packed weight panel
-KC = 64  # k-steps summed in registers before joining the tile's running total: two-level
-#          summation, so float32 round-off grows like sqrt(KC + K/KC) instead of sqrt(K)
+KC = 64  # k-steps per register pass (and per summation chunk)
+MB = 64  # rows per job: the x block (MB x K) stays in L2 while the job walks K
 
 
 def pack_weight(w):
@@ -35,72 +36,41 @@ def matmul_blas(out, x, w):
 
 
 @kernel
-def _tile_full(out, x, panel, i0, j0):
-    """out[i0:i0+MR, j0:j0+NR] = x[i0:i0+MR] @ panel; the MR rows unrolled so LLVM vectorizes along NR."""
-    total = np.zeros((MR, NR), np.float32)
-    acc = np.zeros((MR, NR), np.float32)
-    for k in range(x.shape[1]):
-        b = panel[k]
-        a0, a1, a2, a3 = x[i0, k], x[i0 + 1, k], x[i0 + 2, k], x[i0 + 3, k]
-        a4, a5, a6, a7 = x[i0 + 4, k], x[i0 + 5, k], x[i0 + 6, k], x[i0 + 7, k]
-        for j in range(NR):
-            bj = b[j]
-            acc[0, j] += a0 * bj
-            acc[1, j] += a1 * bj
-            acc[2, j] += a2 * bj
-            acc[3, j] += a3 * bj
-            acc[4, j] += a4 * bj
-            acc[5, j] += a5 * bj
-            acc[6, j] += a6 * bj
-            acc[7, j] += a7 * bj
-        if (k + 1) % KC == 0 or k + 1 == x.shape[1]:
-            _join_(total, acc)
-    _store(out, total, i0, MR, j0)
-
-
-@kernel
-def _tile_rows(out, x, panel, i0, rows, j0):
-    """The same tile for the last rows < MR: per element the same FMAs in the same order."""
-    total = np.zeros((MR, NR), np.float32)
-    acc = np.zeros((MR, NR), np.float32)
-    for k in range(x.shape[1]):
-        b = panel[k]
-        for r in range(rows):
-            a = x[i0 + r, k]
-            for j in range(NR):
-                acc[r, j] += a * b[j]
-        if (k + 1) % KC == 0 or k + 1 == x.shape[1]:
-            _join_(total, acc)
-    _store(out, total, i0, rows, j0)
-
-
-@kernel
-def _join_(total, acc):
-    """total += acc; acc = 0 (the end of one KC chunk)."""
-    for r in range(MR):
-        for j in range(NR):
-            total[r, j] += acc[r, j]
-            acc[r, j] = 0.0
-
-
-@kernel
-def _store(out, acc, i0, rows, j0):
+def _row_block(out, x, last_rows, panel, i0, rows, j0):
+    """out[i0:i0+rows, j0:j0+NR] = x[i0:i0+rows] @ panel. ``last_rows`` is the final partial
+    8-row tile of x, zero-padded, so the micro-kernel never reads past x."""
+    k_total, stride = x.shape[1], x.strides[0] // 4
+    tiles = -(-rows // MR)
+    total = np.zeros((tiles, MR, NR), np.float32)
+    for k0 in range(0, k_total, KC):
+        kc = min(KC, k_total - k0)
+        b = panel[k0:].ctypes.data
+        for t in range(tiles):
+            r0 = i0 + t * MR
+            if r0 + MR <= x.shape[0]:
+                fma_tile_8x32_(x[r0, k0:].ctypes.data, stride, b, kc, total[t].ctypes.data)
+            else:
+                fma_tile_8x32_(last_rows[0, k0:].ctypes.data, k_total, b, kc, total[t].ctypes.data)
     cols = min(NR, out.shape[1] - j0)
     for r in range(rows):
         for j in range(cols):
-            out[i0 + r, j0 + j] = acc[r, j]
+            out[i0 + r, j0 + j] = total[r // MR, r % MR, j]
 
 
 @kernel(parallel=True)
 def matmul_packed_(out, x, panels):
-    """out[M, N] = x[M, K] @ W^T with W given as ``pack_weight(W)``; one (row tile, panel) per job."""
-    m = x.shape[0]
+    """out[M, N] = x[M, K] @ W^T with W given as ``pack_weight(W)``; x rows contiguous."""
+    m, k_total = x.shape
     n_panels = panels.shape[0]
-    row_tiles = -(-m // MR)
-    for job in prange(row_tiles * n_panels):
-        rt, p = job // n_panels, job % n_panels
-        i0 = rt * MR
-        if i0 + MR <= m:
-            _tile_full(out, x, panels[p], i0, p * NR)
-        else:
-            _tile_rows(out, x, panels[p], i0, m - i0, p * NR)
+    full = (m // MR) * MR
+    last_rows = np.zeros((MR, max(k_total, 1)), np.float32)
+    for r in range(full, m):
+        last_rows[r - full, :k_total] = x[r]
+    if k_total == 0:
+        out[:] = 0.0
+        return
+    row_blocks = -(-m // MB)
+    for job in prange(row_blocks * n_panels):
+        rb, p = job // n_panels, job % n_panels
+        i0 = rb * MB
+        _row_block(out, x, last_rows, panels[p], i0, min(MB, m - i0), p * NR)
