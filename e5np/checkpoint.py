@@ -1,9 +1,11 @@
 """Reading ``model.safetensors`` (or a sharded ``model.safetensors.index.json``) without copying.
 
 The safetensors package validates each file and lists its tensors; float32 tensors are then
-handed out as read-only views of one ``np.memmap`` of the file (the format is an 8-byte header
-length, a JSON header with each tensor's byte range, then the raw little-endian data), so a
-1.3 GB checkpoint costs no second copy. float16 and bfloat16 tensors are upcast to float32 once (float64 ones rounded).
+handed out as read-only ``np.memmap`` arrays of their byte range in the file (the format is an
+8-byte header length, a JSON header with each tensor's byte range, then the raw little-endian
+data), so a 1.3 GB checkpoint costs no second copy. One mapping per tensor: a tensor repacked at
+load (the GEMM weights) is unmapped once its memmap is dropped, and stops counting in RSS.
+float16 and bfloat16 tensors are upcast to float32 once (float64 ones rounded).
 """
 
 import json
@@ -59,14 +61,14 @@ def _read_file(path: Path) -> dict[str, np.ndarray]:
     with open(path, "rb") as f:
         (header_len,) = struct.unpack("<Q", f.read(8))
         header = json.loads(f.read(header_len))
-    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + header_len)
     tensors = {}
     for name in names:
         entry = header[name]
         if entry["dtype"] not in _DTYPES:
             raise ModelFileError(f"{path}: tensor {name} has dtype {entry['dtype']}, which e5np cannot read")
-        begin, end = entry["data_offsets"]
-        raw = data[begin:end].view(_DTYPES[entry["dtype"]]).reshape(entry["shape"])
+        begin, _ = entry["data_offsets"]
+        raw = np.memmap(path, dtype=_DTYPES[entry["dtype"]], mode="r", offset=8 + header_len + begin,
+                        shape=tuple(entry["shape"]))
         tensors[name] = _as_float32(raw, entry["dtype"])
     return tensors
 

@@ -87,8 +87,10 @@ def load_weights(folder: Path, config: BertConfig, gemm: str) -> Weights:
     t = read_tensors(folder)
     check_tensors(t, config, folder)
 
+    # pop, not get: a weight's memory map is released as soon as it has been packed, so loading
+    # never holds the checkpoint and its packed copy in memory at once
     def linear(name):
-        return Linear.from_checkpoint(t[name + ".weight"], t[name + ".bias"], gemm)
+        return Linear.from_checkpoint(t.pop(name + ".weight"), t.pop(name + ".bias"), gemm)
 
     def norm(name):
         return Norm(t[name + ".weight"], t[name + ".bias"])
@@ -104,8 +106,8 @@ def load_weights(folder: Path, config: BertConfig, gemm: str) -> Weights:
         p = f"encoder.layer.{i}."
         qkv = [p + f"attention.self.{n}" for n in ("query", "key", "value")]
         layers.append(LayerWeights(
-            qkv=Linear.from_checkpoint(np.concatenate([t[n + ".weight"] for n in qkv]),
-                                       np.concatenate([t[n + ".bias"] for n in qkv]), gemm),
+            qkv=Linear.from_checkpoint(np.concatenate([t.pop(n + ".weight") for n in qkv]),
+                                       np.concatenate([t.pop(n + ".bias") for n in qkv]), gemm),
             attn_out=linear(p + "attention.output.dense"),
             attn_norm=norm(p + "attention.output.LayerNorm"),
             ffn_in=linear(p + "intermediate.dense"),
