@@ -2,14 +2,19 @@
 
   e5np embed "query: summit define" "passage: ..." --model FOLDER_OR_ID
   cat texts.txt | e5np embed --model FOLDER --output vectors.npy
+  e5np embed-corpus corpus.jsonl --output DIR --model FOLDER
+  e5np evaluate-retrieval --corpus corpus.jsonl --queries queries.jsonl --qrels qrels/test.tsv --model FOLDER
+  e5np evaluate-sts sts-test.tsv --model FOLDER
 
-Prints one JSON array per text (in input order), or writes a float32 [n, hidden] .npy file.
+Errors print one line naming the problem and exit with status 2.
 """
 
 import argparse
+import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -19,45 +24,130 @@ PREFIXES = {"none": None, "query": "query: ", "passage": "passage: "}
 
 
 def build_parser() -> argparse.ArgumentParser:
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument("--model", default=os.environ.get("E5NP_MODEL", "intfloat/e5-large"),
+                       help="model folder or Hub id (default: $E5NP_MODEL or intfloat/e5-large)")
+    model.add_argument("--batch-size", type=int, default=32)
+    model.add_argument("--max-length", type=int, default=None, help="truncate inputs to this many tokens")
+    model.add_argument("--quiet", action="store_true", help="no progress bar")
+
     parser = argparse.ArgumentParser(prog="e5np", description="E5 text embeddings on the CPU, without torch.")
     commands = parser.add_subparsers(dest="command", required=True)
-    embed = commands.add_parser("embed", help="embed texts given as arguments, or one per line on stdin")
+
+    embed = commands.add_parser("embed", parents=[model], help="embed texts given as arguments, or one per line on stdin")
     embed.add_argument("texts", nargs="*", help="texts to embed (none: read lines from stdin)")
-    embed.add_argument("--model", default=os.environ.get("E5NP_MODEL", "intfloat/e5-large"),
-                       help="model folder or Hub id (default: $E5NP_MODEL or intfloat/e5-large)")
     embed.add_argument("--prefix", choices=sorted(PREFIXES), default="none",
                        help="add 'query: ' or 'passage: ' to texts that lack it (default: none, texts as given)")
     embed.add_argument("--output", "-o", help="write a float32 .npy file instead of JSON lines")
-    embed.add_argument("--batch-size", type=int, default=32)
-    embed.add_argument("--max-length", type=int, default=None, help="truncate inputs to this many tokens")
     embed.add_argument("--no-normalize", action="store_true", help="skip L2 normalization")
+
+    corpus = commands.add_parser("embed-corpus", parents=[model], help="embed a JSONL/CSV/TSV/text corpus into .npy shards")
+    corpus.add_argument("input", type=Path)
+    corpus.add_argument("--output", "-o", type=Path, required=True, help="output folder (resumed if it holds this run)")
+    corpus.add_argument("--text-field", default="text")
+    corpus.add_argument("--id-field", default="_id")
+    corpus.add_argument("--title-field", default="title", help="joined before the text with a space ('' for none)")
+    corpus.add_argument("--prefix", choices=sorted(PREFIXES), default="passage")
+    corpus.add_argument("--shard-size", type=int, default=10_000, help="rows per .npy shard")
+    corpus.add_argument("--on-error", choices=["fail", "skip"], default="fail", help="what to do with a bad row")
+
+    retrieval = commands.add_parser("evaluate-retrieval", parents=[model], help="nDCG@10, MAP@100, Recall@100 on a BEIR dataset")
+    retrieval.add_argument("--corpus", type=Path, required=True)
+    retrieval.add_argument("--queries", type=Path, required=True)
+    retrieval.add_argument("--qrels", type=Path, required=True)
+    retrieval.add_argument("--prefixes", choices=["e5", "none"], default="e5",
+                           help="e5: 'query: ' and 'passage: ' (E5 models); none: texts as given (e.g. all-MiniLM-L6-v2)")
+    retrieval.add_argument("--top-k", type=int, default=100)
+    retrieval.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    sts = commands.add_parser("evaluate-sts", parents=[model], help="Spearman/Pearson of cosine vs gold on an STS TSV")
+    sts.add_argument("file", type=Path, help="TSV with columns score, sentence1, sentence2")
+    sts.add_argument("--prefix", choices=sorted(PREFIXES), default="none")
+    sts.add_argument("--json", action="store_true", help="print the metrics as JSON")
     return parser
 
 
-def embed(args) -> int:
+def load_model(args):
     from .model import E5Model
 
+    if args.batch_size < 1:
+        raise E5npError(f"--batch-size must be at least 1, not {args.batch_size}")
+    return E5Model.from_pretrained(args.model, max_length=args.max_length)
+
+
+def embed(args) -> int:
     texts = args.texts or [line.rstrip("\r\n") for line in sys.stdin]
     if args.output and not args.output.endswith(".npy"):
         raise E5npError(f"--output {args.output}: the file name must end in .npy")
-    model = E5Model.from_pretrained(args.model, max_length=args.max_length)
+    model = load_model(args)
     vectors = model.encode(texts, batch_size=args.batch_size, normalize=not args.no_normalize,
-                           prefix=PREFIXES[args.prefix])
+                           prefix=PREFIXES[args.prefix], show_progress_bar=not args.quiet and len(texts) > 1000)
     if args.output:
         np.save(args.output, np.asarray(vectors))
         print(f"wrote {len(texts)} x {model.hidden_size} float32 to {args.output}", file=sys.stderr)
     else:
-        out = sys.stdout
         for row in vectors:
-            out.write("[" + ", ".join(str(v) for v in row) + "]\n")
+            sys.stdout.write("[" + ", ".join(str(v) for v in row) + "]\n")
     return 0
+
+
+def embed_corpus(args) -> int:
+    from .corpus import embed_corpus as run
+    from .records import Fields
+
+    if args.shard_size < 1:
+        raise E5npError(f"--shard-size must be at least 1, not {args.shard_size}")
+    model = load_model(args)
+    fields = Fields(text=args.text_field, id=args.id_field, title=args.title_field or None)
+    summary = run(model, args.input, args.output, fields=fields, prefix=PREFIXES[args.prefix],
+                  batch_size=args.batch_size, shard_size=args.shard_size, on_error=args.on_error,
+                  progress=not args.quiet)
+    resumed = f", resumed after line {summary.resumed_at_line}" if summary.resumed_at_line else ""
+    print(f"e5np: {summary.count} texts embedded into {args.output} ({summary.truncated} truncated at "
+          f"{model.max_length} tokens, {len(summary.skipped)} bad rows skipped) in {summary.seconds:.1f} s{resumed}",
+          file=sys.stderr)
+    return 0
+
+
+def evaluate_retrieval(args) -> int:
+    from .evaluate import E5_PREFIXES, NO_PREFIXES, evaluate_retrieval as run
+
+    model = load_model(args)
+    prefixes = E5_PREFIXES if args.prefixes == "e5" else NO_PREFIXES
+    scores = run(model, args.corpus, args.queries, args.qrels, prefixes, top_k=args.top_k,
+                 batch_size=args.batch_size, progress=not args.quiet)
+    _print_scores(scores, args.json)
+    return 0
+
+
+def evaluate_sts(args) -> int:
+    from .evaluate import evaluate_sts as run
+
+    scores = run(load_model(args), args.file, prefix=PREFIXES[args.prefix], batch_size=args.batch_size)
+    _print_scores(scores, args.json)
+    return 0
+
+
+def _print_scores(scores: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(scores))
+        return
+    for name, value in scores.items():
+        print(f"{name}\t{value:.5f}" if isinstance(value, float) else f"{name}\t{value}")
+
+
+COMMANDS = {"embed": embed, "embed-corpus": embed_corpus, "evaluate-retrieval": evaluate_retrieval,
+            "evaluate-sts": evaluate_sts}
 
 
 def main(argv=None) -> int:
     logging.basicConfig(format="e5np: %(message)s", level=logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
-        return embed(args)
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("e5np: interrupted; run the same command again to continue", file=sys.stderr)
+        return 130
     except (E5npError, ValueError, TypeError, OSError) as e:
         print(f"e5np: error: {e}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ from .batching import length_sorted_batches, pack, pack_padded
 from .config import BertConfig
 from .encoder import Workspace, encode_packed, pool
 from .hub import resolve_model_folder
+from .progress import progress_bar
 from .tokenization import WordPieceTokenizer
 from .weights import load_weights
 
@@ -102,7 +103,7 @@ class E5Model:
         out = np.zeros((len(texts), self.hidden_size), np.float32).view(Embeddings)
         out.truncated = tokens.truncated
         batches = length_sorted_batches([len(ids) for ids in tokens.ids], batch_size)
-        progress = _progress(len(texts), show_progress_bar)
+        progress = progress_bar(show_progress_bar, total=len(texts))
         with self._lock, self._threads():
             for indices in batches:
                 batch = pack([tokens.ids[i] for i in indices])
@@ -111,6 +112,20 @@ class E5Model:
                 progress.update(len(indices))
         progress.close()
         return out
+
+    def encode_iter(self, texts, batch_size: int = 32, chunk_size: int = 1024, **kwargs):
+        """Embed an iterable of texts lazily: yields one ``encode`` result per ``chunk_size`` texts,
+        in order, holding only the current chunk (for corpora larger than memory)."""
+        chunk = []
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+            chunk.append(text)
+            if len(chunk) == chunk_size:
+                yield self.encode(chunk, batch_size, **kwargs)
+                chunk = []
+        if chunk:
+            yield self.encode(chunk, batch_size, **kwargs)
 
     def encode_queries(self, texts, **kwargs) -> Embeddings:
         """encode() with the "query: " prefix E5 was trained with (for search queries)."""
@@ -173,18 +188,3 @@ def _check_texts(texts) -> list[str]:
         if not isinstance(t, str):
             raise TypeError(f"texts[{i}] is {type(t).__name__}, not str")
     return texts
-
-
-class _NoProgress:
-    def update(self, n):
-        pass
-
-    def close(self):
-        pass
-
-
-def _progress(total: int, show: bool):
-    if not show:
-        return _NoProgress()
-    from tqdm.auto import tqdm
-    return tqdm(total=total, unit="text", desc="e5np")

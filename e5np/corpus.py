@@ -1,0 +1,193 @@
+"""Embedding a whole corpus to disk: streamed, sharded, resumable.
+
+Output folder:
+  embeddings-00000.npy   float32 [rows, hidden], one per shard
+  ids-00000.jsonl        the shard's document ids, in the same order, one JSON string per line
+  manifest.json          settings, model file hashes, per-shard rows / checksums, skipped rows
+
+Every file is written under a temporary name and renamed when complete, and the manifest is
+rewritten (the same way) after each shard, so a killed run leaves only complete shards under
+their final names; run again with the same arguments, it continues after the last shard the
+manifest lists. Memory holds one shard of texts and vectors, whatever the corpus size.
+"""
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import E5npError
+from .progress import progress_bar
+from .records import BadRow, Fields, Record, detect_format, read_records
+
+MANIFEST = "manifest.json"
+
+
+class CorpusError(E5npError, ValueError):
+    """Bad input rows (with --on-error fail) or an output folder that holds another run."""
+
+
+@dataclass
+class Summary:
+    count: int = 0
+    truncated: int = 0
+    skipped: list = field(default_factory=list)
+    seconds: float = 0.0
+    resumed_at_line: int = 0
+
+
+def embed_corpus(model, input_path, output_dir, *, fields: Fields = Fields(), prefix: str | None = "passage: ",
+                 batch_size: int = 32, shard_size: int = 10_000, on_error: str = "fail", fmt: str | None = None,
+                 progress: bool = True) -> Summary:
+    """Embed every record of ``input_path`` into shards under ``output_dir`` (see module doc)."""
+    input_path, output_dir = Path(input_path), Path(output_dir)
+    if on_error not in ("fail", "skip"):
+        raise ValueError(f"on_error must be 'fail' or 'skip', not {on_error!r}")
+    if not input_path.is_file():
+        raise CorpusError(f"{input_path}: no such input file")
+    fmt = fmt or detect_format(input_path)
+    settings = _settings(model, input_path, fmt, fields, prefix, shard_size, on_error)
+    manifest = _open_manifest(output_dir, settings)
+    summary = Summary(count=sum(s["rows"] for s in manifest["shards"]),
+                      truncated=sum(s["truncated"] for s in manifest["shards"]),
+                      skipped=list(manifest["skipped"]), resumed_at_line=manifest["lines_done"])
+    if manifest["complete"]:
+        return summary
+    started = time.perf_counter()
+    bar = _progress_bar(input_path, summary.count + len(summary.skipped), progress)
+    pending: list[Record] = []
+    pending_skips: list[dict] = []
+    last_line = manifest["lines_done"]
+    for item in read_records(input_path, fields, fmt):
+        if item.line <= manifest["lines_done"]:
+            continue
+        last_line = item.line
+        if isinstance(item, BadRow):
+            if on_error == "fail":
+                raise CorpusError(f"{input_path}, line {item.line}: {item.reason} "
+                                  f"(use --on-error skip to leave such rows out; they are then listed in the manifest)")
+            pending_skips.append({"line": item.line, "reason": item.reason})
+            bar.update(1)
+            continue
+        pending.append(item)
+        if len(pending) == shard_size:
+            _write_shard(model, output_dir, manifest, pending, pending_skips, last_line, prefix, batch_size, summary, bar)
+            pending, pending_skips = [], []
+    _write_shard(model, output_dir, manifest, pending, pending_skips, last_line, prefix, batch_size, summary, bar)
+    manifest["complete"] = True
+    manifest["count"] = summary.count
+    _write_json(output_dir / MANIFEST, manifest)
+    bar.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def read_corpus(output_dir) -> tuple[list[str], np.ndarray]:
+    """All ids and embeddings of a finished corpus folder (small corpora; shards are plain .npy)."""
+    output_dir = Path(output_dir)
+    manifest = json.loads((output_dir / MANIFEST).read_text())
+    ids, vectors = [], []
+    for shard in manifest["shards"]:
+        ids += [json.loads(line) for line in (output_dir / shard["ids"]).read_text(encoding="utf-8").splitlines()]
+        vectors.append(np.load(output_dir / shard["embeddings"]))
+    dim = manifest["settings"]["dimension"]
+    return ids, np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)
+
+
+# --- internals ------------------------------------------------------------------------------
+
+def _write_shard(model, output_dir, manifest, records, skips, end_line, prefix, batch_size, summary, bar):
+    if not records and not skips and end_line == manifest["lines_done"]:
+        return
+    index = len(manifest["shards"])
+    vectors, truncated = [], 0
+    for chunk in model.encode_iter((r.text for r in records), batch_size=batch_size, prefix=prefix):
+        vectors.append(chunk)
+        truncated += len(chunk.truncated)
+        bar.update(len(chunk))
+    vectors = np.concatenate(vectors) if vectors else np.zeros((0, model.hidden_size), np.float32)
+    names = {"embeddings": f"embeddings-{index:05d}.npy", "ids": f"ids-{index:05d}.jsonl"}
+    _atomic_write(output_dir / names["embeddings"], lambda f: np.save(f, np.asarray(vectors)))
+    ids_text = "".join(json.dumps(r.id, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+    _atomic_write(output_dir / names["ids"], lambda f: f.write(ids_text))
+    manifest["shards"].append({
+        **names, "rows": len(records), "first_line": records[0].line if records else None, "end_line": end_line,
+        "truncated": truncated,
+        "sha256": {key: _sha256(output_dir / name) for key, name in names.items()},
+    })
+    manifest["skipped"] += skips
+    manifest["lines_done"] = end_line
+    manifest["count"] = summary.count + len(records)
+    _write_json(output_dir / MANIFEST, manifest)
+    summary.count += len(records)
+    summary.truncated += truncated
+    summary.skipped += skips
+
+
+def _settings(model, input_path, fmt, fields, prefix, shard_size, on_error) -> dict:
+    stat = input_path.stat()
+    return {
+        "model": str(model.folder), "model_files": _model_hashes(model.folder),
+        "dimension": model.hidden_size, "max_length": model.max_length,
+        "input": {"path": str(input_path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns},
+        "format": fmt, "fields": asdict(fields), "prefix": prefix, "shard_size": shard_size,
+        "on_error": on_error, "e5np_version": __version__,
+    }
+
+
+def _open_manifest(output_dir: Path, settings: dict) -> dict:
+    path = output_dir / MANIFEST
+    if path.exists():
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        old = manifest.get("settings", {})
+        changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        if changed:
+            details = "; ".join(f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in changed)
+            raise CorpusError(f"{output_dir} holds a run with other settings ({details}). "
+                              f"Use a new --output folder, or delete this one to start over.")
+        return manifest
+    if output_dir.exists() and any(output_dir.iterdir()):
+        raise CorpusError(f"{output_dir} is not empty and has no {MANIFEST}: not an e5np corpus folder")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return {"settings": settings, "shards": [], "skipped": [], "lines_done": 0, "count": 0, "complete": False}
+
+
+def _model_hashes(folder: Path) -> dict:
+    names = ["config.json", "tokenizer.json", "vocab.txt", "tokenizer_config.json", "sentence_bert_config.json"]
+    files = [folder / n for n in names] + sorted(folder.glob("*.safetensors"))
+    return {p.name: _sha256(p) for p in files if p.exists()}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    text = json.dumps(data, indent=1, ensure_ascii=False).encode("utf-8")
+    _atomic_write(path, lambda f: f.write(text))
+
+
+def _progress_bar(path: Path, done: int, show: bool):
+    if not show:
+        return progress_bar(False)
+    with open(path, "rb") as f:
+        total = sum(1 for _ in f)  # lines: one text each (a CSV header counts too; close enough for an ETA)
+    return progress_bar(True, total=total, initial=done, desc="e5np embed-corpus")
