@@ -63,9 +63,14 @@ def search(model, queries: list, corpus_path: Path, fields: Fields, prefixes: Pr
     heaps: list[list] = [[] for _ in queries]  # min-heaps of (score, doc id)
     chunk_ids, chunk_texts = [], []
     bar = progress_bar(progress, unit="doc", desc=f"embedding {corpus_path.name}")
+    seen, truncated = 0, []
 
     def flush():
-        scores = q @ model.encode(chunk_texts, batch_size=batch_size, prefix=prefixes.passage).T  # [queries, chunk]
+        nonlocal seen
+        docs = model.encode(chunk_texts, batch_size=batch_size, prefix=prefixes.passage, log_truncation=False)
+        truncated.extend(seen + i for i in docs.truncated)
+        seen += len(chunk_texts)
+        scores = q @ docs.T  # [queries, chunk]
         k = min(top_k, scores.shape[1])
         best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         for qi, heap in enumerate(heaps):
@@ -89,6 +94,8 @@ def search(model, queries: list, corpus_path: Path, fields: Fields, prefixes: Pr
     if chunk_texts:
         flush()
     bar.close()
+    if truncated:
+        model.warn_truncated(len(truncated), seen, truncated[0])
     return {r.id: {doc: score for score, doc in heap} for r, heap in zip(queries, heaps)}
 
 

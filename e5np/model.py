@@ -73,12 +73,14 @@ class E5Model:
     def encode(self, texts, batch_size: int = 32, normalize: bool = True, prefix: str | None = None,
                show_progress_bar: bool = False, *, normalize_embeddings: bool | None = None,
                prompt: str | None = None, convert_to_numpy: bool = True, convert_to_tensor: bool = False,
-               **unsupported) -> Embeddings:
+               log_truncation: bool = True, **unsupported) -> Embeddings:
         """Embed texts as float32 [n, hidden] (one text: [hidden]).
 
         ``prefix`` ("query: " / "passage: ") is added unless a text already starts with it;
         ``prompt`` (sentence-transformers' name) is prepended as given. sentence-transformers'
-        ``normalize_embeddings``, ``convert_to_numpy`` are accepted too.
+        ``normalize_embeddings``, ``convert_to_numpy`` are accepted too. Texts cut at
+        ``max_length`` are listed in the result's ``truncated`` and, unless ``log_truncation`` is
+        False (callers that report a total themselves), in one logged warning.
         """
         if unsupported:
             raise TypeError(f"encode() got unsupported keyword arguments {sorted(unsupported)}")
@@ -97,9 +99,8 @@ class E5Model:
         if normalize_embeddings is not None:
             normalize = normalize_embeddings
         tokens = self.tokenizer.tokenize(texts)
-        if tokens.truncated:
-            log.warning("%d of %d texts were longer than %d tokens and were truncated (first: text %d)",
-                        len(tokens.truncated), len(texts), self.max_length, tokens.truncated[0])
+        if tokens.truncated and log_truncation:
+            self.warn_truncated(len(tokens.truncated), len(texts), tokens.truncated[0])
         out = np.zeros((len(texts), self.hidden_size), np.float32).view(Embeddings)
         out.truncated = tokens.truncated
         batches = length_sorted_batches([len(ids) for ids in tokens.ids], batch_size)
@@ -115,17 +116,34 @@ class E5Model:
 
     def encode_iter(self, texts, batch_size: int = 32, chunk_size: int = 1024, **kwargs):
         """Embed an iterable of texts lazily: yields one ``encode`` result per ``chunk_size`` texts,
-        in order, holding only the current chunk (for corpora larger than memory)."""
-        chunk = []
-        for i, text in enumerate(texts):
+        in order, holding only the current chunk (for corpora larger than memory). Truncation is
+        logged once, at the end, for the whole iterable."""
+        chunk, seen, truncated, first = [], 0, 0, None
+
+        def run():
+            nonlocal truncated, first
+            out = self.encode(chunk, batch_size, log_truncation=False, **kwargs)
+            if out.truncated and first is None:
+                first = seen - len(chunk) + out.truncated[0]
+            truncated += len(out.truncated)
+            return out
+
+        for text in texts:
             if not isinstance(text, str):
-                raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+                raise TypeError(f"texts[{seen}] is {type(text).__name__}, not str")
             chunk.append(text)
+            seen += 1
             if len(chunk) == chunk_size:
-                yield self.encode(chunk, batch_size, **kwargs)
+                yield run()
                 chunk = []
         if chunk:
-            yield self.encode(chunk, batch_size, **kwargs)
+            yield run()
+        if truncated:
+            self.warn_truncated(truncated, seen, first)
+
+    def warn_truncated(self, count: int, total: int, first: int) -> None:
+        log.warning("%d of %d texts were longer than %d tokens and were truncated (first: text %d)",
+                    count, total, self.max_length, first)
 
     def encode_queries(self, texts, **kwargs) -> Embeddings:
         """encode() with the "query: " prefix E5 was trained with (for search queries)."""
