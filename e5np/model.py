@@ -1,5 +1,6 @@
 """``E5Model``: the public API. Texts in, float32 embeddings out, with the E5 model card's conventions."""
 
+import contextlib
 import logging
 import os
 import threading
@@ -188,8 +189,9 @@ class E5Model:
         return ForwardOutput(padded, embeddings)
 
     def _threads(self):
+        """One thread count for Numba and, on the BLAS path, BLAS too (no oversubscription)."""
         numba.set_num_threads(min(self.num_threads, numba.config.NUMBA_NUM_THREADS))
-        return threadpool_limits(self.num_threads)
+        return threadpool_limits(self.num_threads) if self.gemm == "blas" else contextlib.nullcontext()
 
     def __repr__(self):
         c = self.config

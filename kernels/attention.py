@@ -13,6 +13,7 @@ import numpy as np
 from numba import prange
 
 from .jit import kernel
+from .softmax import softmax_
 
 
 @kernel(parallel=True)
@@ -38,6 +39,7 @@ def attention_(ctx, qkv, seq_starts, num_heads):
                 keys_t[c, j] = qkv[start + j, k0 + c]
                 values[j, c] = qkv[start + j, v0 + c]
         scores = np.empty(n, np.float32)
+        powers = np.empty(n, np.int32)
         out = np.empty(d, np.float32)
         for i in range(n):
             scores[:] = 0.0
@@ -45,18 +47,12 @@ def attention_(ctx, qkv, seq_starts, num_heads):
                 qc = qkv[start + i, q0 + c]
                 for j in range(n):
                     scores[j] += qc * keys_t[c, j]
-            top = -np.inf
             for j in range(n):
                 scores[j] *= scale
-                top = max(top, scores[j])
-            total = 0.0
-            for j in range(n):
-                e = math.exp(np.float64(scores[j]) - top)
-                scores[j] = e
-                total += e
+            softmax_(scores, powers)
             out[:] = 0.0
             for j in range(n):
-                p = np.float32(scores[j] / total)
+                p = scores[j]
                 for c in range(d):
                     out[c] += p * values[j, c]
             for c in range(d):

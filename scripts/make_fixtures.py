@@ -82,13 +82,15 @@ def random_bert(folder: Path, config: dict, seed: int, tokenizer_from: Path | No
 def e5_large_random() -> Path:
     """Full-size BERT with intfloat/e5-large's exact config and seeded random weights."""
     folder = fixtures_dir() / "e5-large-random"
-    if not (folder / "model.safetensors").exists():
+    if not (folder / "1_Pooling" / "config.json").exists():
         e5 = SHARED / "e5-configs" / "e5-large"
         if not (e5 / "config.json").exists():
             raise SystemExit(f"{e5}/config.json not found: set E5NP_SHARED to the shared/ folder")
         config = json.loads((e5 / "config.json").read_text())
         random_bert(folder, config, seed=1234)
-        for name in ("tokenizer_config.json", "sentence_bert_config.json", "special_tokens_map.json", "modules.json"):
+        for name in ("tokenizer_config.json", "sentence_bert_config.json", "special_tokens_map.json", "modules.json",
+                     "1_Pooling/config.json"):  # sentence-transformers loads the folder too (benchmarks)
+            (folder / name).parent.mkdir(exist_ok=True)
             shutil.copyfile(e5 / name, folder / name)
     return folder
 

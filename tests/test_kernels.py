@@ -106,6 +106,29 @@ def test_gemm_rows_do_not_depend_on_the_batch():
         assert np.array_equal(part, full[lo:hi]), f"rows {lo}:{hi} differ from the same rows in a batch of 37"
 
 
+def test_exp_shifted_within_two_ulp():
+    x = np.linspace(-87, 0, 200_001).astype(np.float32)
+    out = x.copy()
+    kernels.exp_shifted_(out, np.float32(0), np.empty(len(x), np.int32))
+    exact = np.exp(x.astype(np.float64))
+    rel = np.abs(out - exact) / exact
+    assert rel.max() <= tol.EXP_REL, f"max relative error {rel.max():.3g} at x = {x[rel.argmax()]}"
+    below = np.array([-88.0, -200.0, -np.inf], np.float32)
+    kernels.exp_shifted_(below, np.float32(0), np.empty(3, np.int32))
+    assert (below >= 0).all() and (below < 2e-38).all()  # clamped: tiny, never garbage
+
+
+@pytest.mark.parametrize("n", [1, 2, 15, 16, 17, 100, 512])
+@pytest.mark.parametrize("spread", [0.0, 1.0, 30.0, 1e4])
+def test_softmax(n, spread):
+    s = randn(n, scale=spread) if spread else np.full(n, 3.0, np.float32)
+    expected = ref.softmax(s)
+    out = s.copy()
+    kernels.softmax_(out, np.empty(n, np.int32))
+    assert_close(out, expected, 1e-12, tol.ELEMENTWISE_RTOL, f"softmax_ n={n} spread={spread}")
+    assert abs(out.astype(np.float64).sum() - 1) < 1e-6
+
+
 @pytest.mark.parametrize("lengths", [[1], [2, 1], [5, 1, 9], [512], [3, 512, 17]])
 @pytest.mark.parametrize("heads,d", [(1, 8), (4, 16), (2, 64)])
 def test_attention(lengths, heads, d):

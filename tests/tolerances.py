@@ -20,3 +20,7 @@ HIDDEN_STATE_REL = 1e-4
 # float32: error grows like sqrt(K) * eps * |x||w|, bounded here relative to the output's scale.
 ELEMENTWISE_RTOL, ELEMENTWISE_ATOL = 1e-6, 1e-6
 ACCUMULATING_REL = 2e-6
+
+# The vectorized exp of kernels/softmax.py against float64 exp of the same float32 argument:
+# degree-7 Taylor after Cody-Waite reduction, float32 Horner: measured 1.2 ulp, bounded at 2 ulp.
+EXP_REL = 2 * 2.0 ** -23

@@ -1,0 +1,242 @@
+"""e5np against its CPU peers, same machine, same run (run by hand, on an idle machine).
+
+  python benchmarks/speed.py [--rounds 3] [--models e5-large-random all-MiniLM-L6-v2] [--systems ...]
+
+Every system runs in its own process, in turns (the order rotates each round), on the workloads
+of workloads.py; each process reports its load time, time from process start to its first
+embedding, seconds per workload and peak RSS. Also measured: cold start of a new process with
+Numba's cache warm and empty, and the machine's fp32 GEMM rate (NumPy BLAS, torch, e5np).
+Writes benchmarks/results/speed.json, speed.md and speed.png. Needs the test and bench extras.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "scripts"))
+
+SYSTEMS = ["e5np", "transformers", "transformers-sorted", "sentence-transformers"]
+BATCH = 32
+
+
+# --- one system, in its own process ---------------------------------------------------------
+
+def load_system(name: str, folder: str):
+    """-> encode(texts) returning normalized float32 embeddings, the model card's way for peers."""
+    if name == "e5np":
+        from e5np import E5Model
+        model = E5Model(folder)
+        return lambda texts: model.encode(texts, batch_size=BATCH)
+    import torch
+    torch.set_num_threads(2)
+    if name == "sentence-transformers":
+        from sentence_transformers import SentenceTransformer
+        st = SentenceTransformer(folder, device="cpu")
+        return lambda texts: st.encode(texts, batch_size=BATCH, normalize_embeddings=True)
+    import torch.nn.functional as F
+    from transformers import AutoModel, AutoTokenizer
+    tokenizer, model = AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
+    max_length = min(512, json.loads((Path(folder) / "sentence_bert_config.json").read_text())["max_seq_length"])
+
+    def model_card(texts):  # the E5 model card's code, batch by batch
+        out = []
+        for i in range(0, len(texts), BATCH):
+            batch = tokenizer(texts[i:i + BATCH], max_length=max_length, padding=True, truncation=True, return_tensors="pt")
+            with torch.inference_mode():
+                hidden = model(**batch).last_hidden_state
+            mask = batch["attention_mask"]
+            pooled = hidden.masked_fill(~mask[..., None].bool(), 0.0).sum(1) / mask.sum(1)[..., None]
+            out.append(F.normalize(pooled, p=2, dim=1).numpy())
+        return np.concatenate(out)
+
+    if name == "transformers":
+        return model_card
+
+    def sorted_by_length(texts):  # the same, with batches of similar length (less padding)
+        lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
+        order = np.argsort(lengths, kind="stable")
+        result = np.empty((len(texts), model.config.hidden_size), np.float32)
+        result[order] = model_card([texts[i] for i in order])
+        return result
+
+    return sorted_by_length
+
+
+def worker(system: str, folder: str, workloads: list[str], started: float) -> dict:
+    from workloads import make_workload
+    t0 = time.time()
+    encode = load_system(system, folder)
+    load_s = time.time() - t0
+    encode(["query: hello world"])
+    first_s = time.time() - started
+    result = {"system": system, "load_s": load_s, "first_embedding_s": first_s, "workloads": {}}
+    for name in workloads:
+        texts = make_workload(name, Path(folder) / "tokenizer.json")
+        t = time.perf_counter()
+        encode(texts)
+        result["workloads"][name] = time.perf_counter() - t
+        if name == "passages":
+            result["peak_rss_passages_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+# --- the driver -----------------------------------------------------------------------------
+
+def real_tokens(folder: Path, name: str) -> int:
+    from workloads import make_workload
+    from e5np.tokenization import WordPieceTokenizer
+    tokenizer = WordPieceTokenizer.from_folder(folder, 512)
+    return sum(len(ids) for ids in tokenizer.tokenize(make_workload(name, folder / "tokenizer.json")).ids)
+
+
+def run_worker(system, folder, workloads, env=None):
+    cmd = [sys.executable, __file__, "--worker", system, "--folder", str(folder), "--workloads", ",".join(workloads),
+           "--started", repr(time.time())]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode:
+        raise RuntimeError(f"{system} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cold_start(system, folder):
+    """Wall time of a new process: import, load, embed one text."""
+    t = time.time()
+    run_worker(system, folder, [])
+    return time.time() - t
+
+
+def gemm_rates(m=2048, k=1024, n=4096, rounds=7) -> dict:
+    code = f"""
+import time, numpy as np, json, sys
+m, k, n = {m}, {k}, {n}
+x = np.random.default_rng(0).standard_normal((m, k), dtype=np.float32); w = np.random.default_rng(1).standard_normal((n, k), dtype=np.float32)
+def med(f):
+    f(); ts = []
+    for _ in range({rounds}):
+        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
+    return 2 * m * k * n / np.median(ts) / 1e9
+which = sys.argv[1]
+if which == "numpy":
+    out = np.empty((m, n), np.float32); print(med(lambda: np.matmul(x, w.T, out=out)))
+elif which == "torch":
+    import torch; torch.set_num_threads(2); tx, tw = torch.from_numpy(x), torch.from_numpy(w); print(med(lambda: tx @ tw.T))
+else:
+    from e5np.kernels import gemm; p = gemm.pack_weight(w); out = np.empty((m, n), np.float32)
+    print(med(lambda: gemm.matmul_packed_(out, x, p)))
+"""
+    return {which: float(subprocess.run([sys.executable, "-c", code, which], capture_output=True, text=True,
+                                        check=True).stdout) for which in ("numpy", "torch", "e5np")}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--worker")
+    parser.add_argument("--folder")
+    parser.add_argument("--workloads", default="passages,queries,long")
+    parser.add_argument("--started", type=float)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--models", nargs="+", default=["e5-large-random", "all-MiniLM-L6-v2"])
+    parser.add_argument("--systems", nargs="+", default=SYSTEMS)
+    args = parser.parse_args()
+    if args.worker:
+        workloads = [w for w in args.workloads.split(",") if w]
+        print(json.dumps(worker(args.worker, args.folder, workloads, args.started)))
+        return
+
+    import make_fixtures
+    folders = {"e5-large-random": make_fixtures.e5_large_random(), "all-MiniLM-L6-v2": make_fixtures.minilm()}
+    report = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
+              "versions": versions(), "gemm_gflops": gemm_rates(), "models": {}}
+    print("GEMM GFLOP/s", report["gemm_gflops"], flush=True)
+    workloads = ["passages", "queries", "long"]
+    for model in args.models:
+        folder = folders[model]
+        entry = report["models"][model] = {"tokens": {w: real_tokens(folder, w) for w in workloads},
+                                           "texts": {"passages": 256, "queries": 256, "long": 32}, "runs": []}
+        for r in range(args.rounds):
+            order = args.systems[r % len(args.systems):] + args.systems[:r % len(args.systems)]
+            for system in order:
+                result = run_worker(system, folder, workloads)
+                result["round"] = r
+                entry["runs"].append(result)
+                print(model, r, system, {w: round(s, 2) for w, s in result["workloads"].items()}, flush=True)
+        with tempfile.TemporaryDirectory() as empty_cache:
+            entry["cold_start_s"] = {s: cold_start(s, folder) for s in args.systems}
+            env = {**os.environ, "NUMBA_CACHE_DIR": empty_cache}
+            t = time.time()
+            run_worker("e5np", folder, [], env=env)
+            entry["cold_start_s"]["e5np (empty Numba cache)"] = time.time() - t
+        entry["weights_mb"] = (folder / "model.safetensors").stat().st_size / 1e6
+    out = HERE / "results"
+    (out / "speed.json").write_text(json.dumps(report, indent=1))
+    (out / "speed.md").write_text(table(report))
+    print(table(report))
+    chart(report, out / "speed.png")
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+    return {p: md.version(p) for p in ("e5np", "numpy", "numba", "torch", "transformers", "sentence-transformers")}
+
+
+def summarize(entry, system, workload):
+    seconds = [r["workloads"][workload] for r in entry["runs"] if r["system"] == system]
+    rates = [entry["texts"][workload] / s for s in seconds]
+    return float(np.median(rates)), float(min(rates)), float(max(rates))
+
+
+def table(report) -> str:
+    lines = [f"Measured {report['date']} on {report['machine']}; fp32 GEMM GFLOP/s (2048x1024x4096): "
+             + ", ".join(f"{k} {v:.0f}" for k, v in report["gemm_gflops"].items()), ""]
+    for model, entry in report["models"].items():
+        systems = list(dict.fromkeys(r["system"] for r in entry["runs"]))
+        lines += [f"**{model}** (texts/s, median of {len(entry['runs']) // len(systems)} rounds [min..max]; real tokens/s)", "",
+                  "| system | passages | queries | long | load s | first embedding s | cold start s | peak RSS MB (passages) |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for system in systems:
+            cells = []
+            for w in ("passages", "queries", "long"):
+                med, lo, hi = summarize(entry, system, w)
+                cells.append(f"{med:.2f} [{lo:.2f}..{hi:.2f}]; {med * entry['tokens'][w] / entry['texts'][w]:.0f} tok/s")
+            runs = [r for r in entry["runs"] if r["system"] == system]
+            lines.append(f"| {system} | " + " | ".join(cells) +
+                         f" | {np.median([r['load_s'] for r in runs]):.2f} | {np.median([r['first_embedding_s'] for r in runs]):.2f}"
+                         f" | {entry['cold_start_s'][system]:.2f} | {np.median([r['peak_rss_passages_mb'] for r in runs]):.0f} |")
+        lines += ["", f"e5np cold start with an empty Numba cache: {entry['cold_start_s']['e5np (empty Numba cache)']:.1f} s; "
+                  f"weights file {entry['weights_mb']:.0f} MB.", ""]
+    return "\n".join(lines)
+
+
+def chart(report, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    models = list(report["models"])
+    fig, axes = plt.subplots(len(models), 3, figsize=(13, 3.6 * len(models)), squeeze=False)
+    for row, model in enumerate(models):
+        entry = report["models"][model]
+        systems = list(dict.fromkeys(r["system"] for r in entry["runs"]))
+        for col, w in enumerate(("passages", "queries", "long")):
+            meds = [summarize(entry, s, w)[0] for s in systems]
+            ax = axes[row][col]
+            ax.barh(systems, meds, color=["tab:green" if s == "e5np" else "tab:gray" for s in systems])
+            ax.set_title(f"{model}: {w} (texts/s)")
+            ax.invert_yaxis()
+    fig.suptitle(f"e5np vs peers, fp32, 2 cores, {report['date']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+if __name__ == "__main__":
+    main()
