@@ -130,6 +130,26 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path, tiny_folder):
     assert not list(out.glob("*.tmp"))
 
 
+def test_ctrl_c_stops_cleanly_and_the_rerun_continues(tmp_path, tiny_folder):
+    rows = [{"_id": str(i), "text": f"text {i} " * (1 + i % 40)} for i in range(3000)]
+    corpus = write_jsonl(tmp_path / "c.jsonl", rows)
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "e5np", "embed-corpus", str(corpus), "--model", str(tiny_folder),
+            "--shard-size", "100", "--quiet", "-o", str(out)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((out / "manifest.json").exists()
+                                          and json.loads((out / "manifest.json").read_text())["shards"]):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted; run the same command again to continue" in stderr
+    assert "Traceback" not in stderr
+    rerun = subprocess.run(args, capture_output=True, text=True)
+    assert rerun.returncode == 0 and "resumed after line" in rerun.stderr
+    assert read_corpus(out)[0] == [r["_id"] for r in rows]
+
+
 PEAK_RSS = """
 import sys, resource
 from e5np import E5Model
