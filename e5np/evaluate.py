@@ -7,7 +7,6 @@ memory holds the queries, one chunk and the top-k lists, never the whole corpus.
 
 import csv
 import heapq
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path

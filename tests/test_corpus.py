@@ -11,7 +11,7 @@ import pytest
 
 from e5np import E5Model
 from e5np.corpus import CorpusError, embed_corpus, read_corpus
-from e5np.records import BadRow, Fields, Record, read_records
+from e5np.records import Fields, Record, read_records
 
 
 def run_cli(*args, **kwargs):
