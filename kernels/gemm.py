@@ -60,6 +60,11 @@ def _row_block(out, x, last_rows, panel, i0, rows, j0):
 @kernel(parallel=True)
 def matmul_packed_(out, x, panels):
     """out[M, N] = x[M, K] @ W^T with W given as ``pack_weight(W)``; x rows contiguous."""
+    # the micro-kernel reads raw addresses: a strided x or panel would give wrong numbers, not an error
+    if x.shape[1] > 0 and x.strides[1] != 4:
+        raise ValueError("matmul_packed_: the rows of x must be contiguous float32")
+    if panels.strides[2] != 4 or panels.strides[1] != 4 * NR:
+        raise ValueError("matmul_packed_: panels must be the C-contiguous output of pack_weight")
     m, k_total = x.shape
     n_panels = panels.shape[0]
     full = (m // MR) * MR

@@ -129,6 +129,17 @@ def test_softmax(n, spread):
     assert abs(out.astype(np.float64).sum() - 1) < 1e-6
 
 
+def test_gemm_refuses_strided_inputs():
+    x, panels = randn(16, 128), kernels.pack_weight(randn(40, 64))
+    out = np.empty((16, 40), np.float32)
+    with pytest.raises(ValueError, match="rows of x must be contiguous"):
+        kernels.matmul_packed_(out, x[:, ::2], panels)  # every other column: K = 64, inner stride 8 bytes
+    with pytest.raises(ValueError, match="rows of x must be contiguous"):
+        kernels.matmul_packed_(out, np.asfortranarray(x[:, :64]), panels)
+    with pytest.raises(ValueError, match="panels must be"):
+        kernels.matmul_packed_(out, np.ascontiguousarray(x[:, :64]), panels[:, :, ::-1])
+
+
 @pytest.mark.parametrize("lengths", [[1], [2, 1], [5, 1, 9], [512], [3, 512, 17]])
 @pytest.mark.parametrize("heads,d", [(1, 8), (4, 16), (2, 64)])
 def test_attention(lengths, heads, d):
