@@ -26,52 +26,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "scripts"))
 
-SYSTEMS = ["e5np", "transformers", "transformers-sorted", "sentence-transformers"]
-BATCH = 32
+from peers import EXTRA_SYSTEMS, SYSTEMS, load_system  # noqa: E402
 
 
 # --- one system, in its own process ---------------------------------------------------------
-
-def load_system(name: str, folder: str):
-    """-> encode(texts) returning normalized float32 embeddings, the model card's way for peers."""
-    if name == "e5np":
-        from e5np import E5Model
-        model = E5Model(folder)
-        return lambda texts: model.encode(texts, batch_size=BATCH)
-    import torch
-    torch.set_num_threads(2)
-    if name == "sentence-transformers":
-        from sentence_transformers import SentenceTransformer
-        st = SentenceTransformer(folder, device="cpu")
-        return lambda texts: st.encode(texts, batch_size=BATCH, normalize_embeddings=True)
-    import torch.nn.functional as F
-    from transformers import AutoModel, AutoTokenizer
-    tokenizer, model = AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
-    max_length = min(512, json.loads((Path(folder) / "sentence_bert_config.json").read_text())["max_seq_length"])
-
-    def model_card(texts):  # the E5 model card's code, batch by batch
-        out = []
-        for i in range(0, len(texts), BATCH):
-            batch = tokenizer(texts[i:i + BATCH], max_length=max_length, padding=True, truncation=True, return_tensors="pt")
-            with torch.inference_mode():
-                hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"]
-            pooled = hidden.masked_fill(~mask[..., None].bool(), 0.0).sum(1) / mask.sum(1)[..., None]
-            out.append(F.normalize(pooled, p=2, dim=1).numpy())
-        return np.concatenate(out)
-
-    if name == "transformers":
-        return model_card
-
-    def sorted_by_length(texts):  # the same, with batches of similar length (less padding)
-        lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
-        order = np.argsort(lengths, kind="stable")
-        result = np.empty((len(texts), model.config.hidden_size), np.float32)
-        result[order] = model_card([texts[i] for i in order])
-        return result
-
-    return sorted_by_length
-
 
 def worker(system: str, folder: str, workloads: list[str], started: float) -> dict:
     from workloads import make_workload
@@ -147,7 +105,7 @@ def main():
     parser.add_argument("--started", type=float)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=["e5-large-random", "all-MiniLM-L6-v2"])
-    parser.add_argument("--systems", nargs="+", default=SYSTEMS)
+    parser.add_argument("--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS + EXTRA_SYSTEMS)
     args = parser.parse_args()
     if args.worker:
         workloads = [w for w in args.workloads.split(",") if w]
@@ -164,6 +122,9 @@ def main():
         folder = folders[model]
         entry = report["models"][model] = {"tokens": {w: real_tokens(folder, w) for w in workloads},
                                            "texts": {"passages": 256, "queries": 256, "long": 32}, "runs": []}
+        for system in args.systems:  # one untimed run each: exports the ONNX model, warms caches
+            if system.startswith("onnxruntime"):
+                run_worker(system, folder, [])
         for r in range(args.rounds):
             order = args.systems[r % len(args.systems):] + args.systems[:r % len(args.systems)]
             for system in order:
@@ -187,7 +148,8 @@ def main():
 
 def versions() -> dict:
     import importlib.metadata as md
-    return {p: md.version(p) for p in ("e5np", "numpy", "numba", "torch", "transformers", "sentence-transformers")}
+    return {p: md.version(p) for p in ("e5np", "numpy", "numba", "torch", "transformers", "sentence-transformers",
+                                        "onnxruntime")}
 
 
 def summarize(entry, system, workload):
