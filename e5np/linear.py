@@ -1,23 +1,27 @@
 """The seam every Linear layer goes through: which GEMM runs, and the weight layout it wants.
 
-- ``"numba"``: e5np's own GEMM (``kernels/gemm.py``), weights packed once at load. A token's
-  output does not depend on which other tokens share the batch (bit for bit).
+- ``"numba"``: e5np's own fp32 GEMM (``kernels/gemm.py``), weights packed once at load. A
+  token's output does not depend on which other tokens share the batch (bit for bit).
 - ``"blas"``: NumPy's BLAS on the checkpoint's memory-mapped weights, no copy.
+- ``"amx-bf16"``: bf16 inputs, fp32 accumulation on AMX tiles (``kernels/gemm_amx.py``); weights
+  packed once at load into bf16 VNNI tiles (half the memory), activations rounded to bf16 on the
+  way in. Batch-invariant bit for bit too. Only after ``e5np.cpu.choose_precision`` chose it.
 """
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels import gemm
+from .kernels import bf16, gemm
 
-GEMMS = ("numba", "blas")
+GEMMS = ("numba", "blas", "amx-bf16")
 
 
 @dataclass(frozen=True)
 class Linear:
     """y = x @ W^T + b (nn.Linear), with W held in the layout the chosen GEMM reads."""
-    weight: np.ndarray  # [N, K] for "blas"; [ceil(N/NR), K, NR] panels for "numba"
+    weight: np.ndarray  # [N, K] for "blas"; [ceil(N/32), K, 32] panels for "numba"; bf16 tiles for "amx-bf16"
     bias: np.ndarray    # [N]
     out_features: int
     gemm: str
@@ -26,13 +30,37 @@ class Linear:
     def from_checkpoint(cls, weight: np.ndarray, bias: np.ndarray, gemm_name: str) -> "Linear":
         if gemm_name not in GEMMS:
             raise ValueError(f"gemm must be one of {GEMMS}, not {gemm_name!r}")
-        prepared = gemm.pack_weight(weight) if gemm_name == "numba" else weight
+        if gemm_name == "numba":
+            prepared = gemm.pack_weight(weight)
+        elif gemm_name == "amx-bf16":
+            prepared = bf16.pack_weight_bf16(weight)
+        else:
+            prepared = weight
         return cls(prepared, np.ascontiguousarray(bias, dtype=np.float32), weight.shape[0], gemm_name)
 
     def matmul(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         """out = x @ W^T (the bias is left to the fused epilogue that follows)."""
         if self.gemm == "numba":
             gemm.matmul_packed_(out, x, self.weight)
+        elif self.gemm == "amx-bf16":
+            from .kernels import gemm_amx  # imported only once AMX is known to be usable
+
+            x16 = _bf16_scratch(x.shape[0], self.weight.shape[1])
+            bf16.round_to_bf16_tiles_(x16, np.ascontiguousarray(x).view(np.uint32))
+            gemm_amx.matmul_bf16_(out, x16, self.weight)
         else:
             gemm.matmul_blas(out, x, self.weight)
         return out
+
+
+_scratch = threading.local()
+
+
+def _bf16_scratch(rows: int, k_steps: int) -> np.ndarray:
+    """A per-thread buffer for x in bf16 tile order [M'/16, K'/32, 16, 32], grown, never shrunk."""
+    shape = (bf16.round_up(rows, bf16.BLOCK) // bf16.TILE_ROWS, k_steps, bf16.TILE_ROWS, bf16.TILE_K)
+    size = int(np.prod(shape))
+    buf = getattr(_scratch, "buf", None)
+    if buf is None or buf.size < size:
+        buf = _scratch.buf = np.empty(size, np.uint16)
+    return buf[:size].reshape(shape)

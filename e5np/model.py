@@ -13,6 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from .batching import length_sorted_batches, pack, pack_padded
 from .config import BertConfig
+from .cpu import Precision, choose_precision
 from .encoder import Workspace, encode_packed, pool
 from .hub import resolve_model_folder
 from .progress import progress_bar
@@ -45,14 +46,18 @@ class ForwardOutput:
 
 
 class E5Model:
-    def __init__(self, folder, *, max_length: int | None = None, gemm: str = DEFAULT_GEMM,
-                 num_threads: int | None = None):
+    def __init__(self, folder, *, max_length: int | None = None, precision: str = "fp32",
+                 gemm: str | None = None, num_threads: int | None = None):
+        """``precision``: "fp32" (default; exact parity with transformers), "bf16" (GEMMs on AMX,
+        falling back to fp32 with one logged line where the CPU cannot), or "auto" (bf16 where
+        AMX is usable). ``gemm`` picks the fp32 GEMM: "numba" (default) or "blas"."""
         folder = Path(folder)
         self.folder = folder
+        self.precision_choice: Precision = choose_precision(precision)
+        self.gemm = _gemm_for(self.precision_choice, gemm)
         self.config = BertConfig.from_file(folder / "config.json")
         self.tokenizer = WordPieceTokenizer.from_folder(folder, self.config.max_position_embeddings, max_length)
-        self.weights = load_weights(folder, self.config, gemm)
-        self.gemm = gemm
+        self.weights = load_weights(folder, self.config, self.gemm)
         self.num_threads = num_threads or len(os.sched_getaffinity(0))
         self._workspace = Workspace()
         self._lock = threading.Lock()  # the workspace is shared: one forward pass at a time
@@ -61,6 +66,15 @@ class E5Model:
     def from_pretrained(cls, name_or_path, **kwargs) -> "E5Model":
         """A local folder, or a Hub id (``intfloat/e5-large``) from the cache or a download."""
         return cls(resolve_model_folder(name_or_path), **kwargs)
+
+    @property
+    def precision(self) -> str:
+        """The path in use: "fp32" or "bf16-amx" (``precision_reason`` says why)."""
+        return self.precision_choice.path
+
+    @property
+    def precision_reason(self) -> str:
+        return self.precision_choice.reason
 
     @property
     def hidden_size(self) -> int:
@@ -196,7 +210,22 @@ class E5Model:
     def __repr__(self):
         c = self.config
         return (f"E5Model({str(self.folder)!r}, layers={c.num_hidden_layers}, hidden={c.hidden_size}, "
-                f"max_length={self.max_length}, gemm={self.gemm!r}, num_threads={self.num_threads})")
+                f"max_length={self.max_length}, precision={self.precision!r}, gemm={self.gemm!r}, num_threads={self.num_threads})")
+
+
+def _gemm_for(choice: Precision, gemm: str | None) -> str:
+    if gemm == "amx-bf16":
+        raise ValueError("gemm='amx-bf16' is chosen by precision='bf16', not by name")
+    if choice.is_bf16:
+        if gemm is not None:
+            raise ValueError(f"gemm={gemm!r} picks an fp32 GEMM, but precision={choice.requested!r} runs on AMX; "
+                             "drop one of the two")
+        return "amx-bf16"
+    if choice.requested == "bf16":
+        log.warning("precision='bf16': %s", choice.reason)
+    elif choice.requested == "auto":
+        log.info("precision='auto': %s", choice.reason)
+    return gemm or DEFAULT_GEMM
 
 
 def _check_texts(texts) -> list[str]:
