@@ -5,6 +5,10 @@ For each sequence s and head h, with Q, K, V the head's slices of that sequence'
 HF adds a float32-min mask on padding keys, which makes their softmax weight exactly 0; here the
 batch is packed (no padding at all), so each sequence attends over its own tokens only: the same
 numbers with no wasted work.
+
+Both products run on the GEMM's register tile (``gemm_tile.py``), 8 queries at a time: K and V
+are laid out once per (sequence, head) as 32-column panels (zero-padded), the 8 score rows are
+finished by the softmax, then multiplied by V. Every dot product is one FMA chain in index order.
 """
 
 import math
@@ -12,8 +16,24 @@ import math
 import numpy as np
 from numba import prange
 
+from .gemm_tile import MR, NR, fma_tile_8x32_
 from .jit import kernel
 from .softmax import softmax_
+
+
+@kernel
+def _head_panels(qkv, start, n, q0, k0, v0, d):
+    """The head's Q rows (zero-padded to a multiple of 8), K as panels [keys/32, d, 32] (K^T
+    columns) and V as panels [d/32, keys, 32], zero-padded."""
+    queries = np.zeros((-(-n // MR) * MR, d), np.float32)
+    keys = np.zeros((-(-n // NR), d, NR), np.float32)
+    values = np.zeros((-(-d // NR), n, NR), np.float32)
+    for j in range(n):
+        for c in range(d):
+            queries[j, c] = qkv[start + j, q0 + c]
+            keys[j // NR, c, j % NR] = qkv[start + j, k0 + c]
+            values[c // NR, j, c % NR] = qkv[start + j, v0 + c]
+    return queries, keys, values
 
 
 @kernel(parallel=True)
@@ -31,29 +51,25 @@ def attention_(ctx, qkv, seq_starts, num_heads):
     for job in prange(n_seq * num_heads):
         h, s = job // n_seq, job % n_seq
         start, n = seq_starts[s], seq_starts[s + 1] - seq_starts[s]
-        q0, k0, v0 = h * d, hidden + h * d, 2 * hidden + h * d
-        keys_t = np.empty((d, n), np.float32)  # K^T: the score loop runs along contiguous keys
-        values = np.empty((n, d), np.float32)  # V: the output loop runs along contiguous features
-        for j in range(n):
-            for c in range(d):
-                keys_t[c, j] = qkv[start + j, k0 + c]
-                values[j, c] = qkv[start + j, v0 + c]
-        scores = np.empty(n, np.float32)
-        powers = np.empty(n, np.int32)
-        out = np.empty(d, np.float32)
-        for i in range(n):
-            scores[:] = 0.0
-            for c in range(d):
-                qc = qkv[start + i, q0 + c]
-                for j in range(n):
-                    scores[j] += qc * keys_t[c, j]
-            for j in range(n):
-                scores[j] *= scale
-            softmax_(scores, powers)
-            out[:] = 0.0
-            for j in range(n):
-                p = scores[j]
-                for c in range(d):
-                    out[c] += p * values[j, c]
-            for c in range(d):
-                ctx[start + i, q0 + c] = out[c]
+        if n == 0:
+            continue
+        queries, keys, values = _head_panels(qkv, start, n, h * d, hidden + h * d, 2 * hidden + h * d, d)
+        width = keys.shape[0] * NR
+        scores = np.zeros((MR, width), np.float32)
+        tile = np.empty((MR, NR), np.float32)
+        powers = np.empty(width, np.int32)
+        for i0 in range(0, n, MR):
+            for p in range(keys.shape[0]):                      # scores = Q K^T * scale
+                tile[:] = 0.0
+                fma_tile_8x32_(queries[i0].ctypes.data, d, keys[p].ctypes.data, d, tile.ctypes.data)
+                for r in range(MR):
+                    for j in range(NR):
+                        scores[r, p * NR + j] = tile[r, j] * scale
+            for r in range(MR):
+                softmax_(scores[r, :n], powers)
+            for p in range(values.shape[0]):                    # ctx = P V
+                tile[:] = 0.0
+                fma_tile_8x32_(scores[0].ctypes.data, width, values[p].ctypes.data, n, tile.ctypes.data)
+                for r in range(min(MR, n - i0)):
+                    for c in range(min(NR, d - p * NR)):
+                        ctx[start + i0 + r, h * d + p * NR + c] = tile[r, c]
