@@ -39,13 +39,15 @@ def matmul_bf16_(out, x16, tiles):
 def _matmul_bf16(out, x16, tiles, threads):  # threads as an argument: get_num_threads() inside a kernel stops caching
     m, n = out.shape
     k_steps = x16.shape[1]
+    if out.strides[1] != 4:
+        raise ValueError("matmul_bf16_: the rows of out must be contiguous float32")
     if x16.shape[0] % 2 or x16.shape[0] * TILE_ROWS < m or tiles.shape[1] != k_steps or tiles.shape[0] * TILE_ROWS < n:
         raise ValueError("matmul_bf16_: x16 or tiles do not match out (use round_to_bf16_tiles_ and pack_weight_bf16)")
     row_blocks, col_blocks = -(-m // BLOCK), tiles.shape[0] // 2
     row_groups, col_groups = -(-row_blocks // GROUP), -(-col_blocks // GROUP)
     jobs = row_groups * col_groups
     config = _tile_config()
-    c_stride, panel_bytes = BLOCK * 4, k_steps * TILE_BYTES
+    c_stride, out_stride, panel_bytes = BLOCK * 4, out.strides[0], k_steps * TILE_BYTES
     for t in prange(threads):
         load_tile_config(config.ctypes.data)
         c = np.empty((BLOCK, BLOCK), np.float32)
@@ -54,8 +56,11 @@ def _matmul_bf16(out, x16, tiles, threads):  # threads as an argument: get_num_t
             for cb in range(cg * GROUP, min(col_blocks, (cg + 1) * GROUP)):
                 w = tiles[2 * cb].ctypes.data
                 for rb in range(rg * GROUP, min(row_blocks, (rg + 1) * GROUP)):
-                    bf16_block_32x32(x16[2 * rb].ctypes.data, panel_bytes, w, panel_bytes, k_steps, c.ctypes.data, c_stride)
-                    for i in range(min(BLOCK, m - rb * BLOCK)):
-                        for j in range(min(BLOCK, n - cb * BLOCK)):
-                            out[rb * BLOCK + i, cb * BLOCK + j] = c[i, j]
+                    rows, cols = min(BLOCK, m - rb * BLOCK), min(BLOCK, n - cb * BLOCK)
+                    if rows == BLOCK and cols == BLOCK:  # tiles stored straight into out
+                        bf16_block_32x32(x16[2 * rb].ctypes.data, panel_bytes, w, panel_bytes, k_steps,
+                                         out[rb * BLOCK, cb * BLOCK:].ctypes.data, out_stride)
+                    else:  # an edge block: through c, so padding rows and columns never reach out
+                        bf16_block_32x32(x16[2 * rb].ctypes.data, panel_bytes, w, panel_bytes, k_steps, c.ctypes.data, c_stride)
+                        out[rb * BLOCK:rb * BLOCK + rows, cb * BLOCK:cb * BLOCK + cols] = c[:rows, :cols]
         release_tiles()
