@@ -5,6 +5,7 @@
   e5np embed-corpus corpus.jsonl --output DIR --model FOLDER
   e5np evaluate-retrieval --corpus corpus.jsonl --queries queries.jsonl --qrels qrels/test.tsv --model FOLDER
   e5np evaluate-sts sts-test.tsv --model FOLDER
+  e5np info [--precision bf16]
 
 Errors print one line naming the problem and exit with status 2.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cpu import PRECISIONS
 from .errors import E5npError
 
 PREFIXES = {"none": None, "query": "query: ", "passage": "passage: "}
@@ -30,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--batch-size", type=int, default=32)
     model.add_argument("--max-length", type=int, default=None, help="truncate inputs to this many tokens")
     model.add_argument("--quiet", action="store_true", help="no progress bar")
+    model.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                       help="fp32 (default, exact), bf16 (AMX; falls back to fp32 where the CPU cannot), auto")
 
     parser = argparse.ArgumentParser(prog="e5np", description="E5 text embeddings on the CPU, without torch.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -64,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     sts.add_argument("file", type=Path, help="TSV with columns score, sentence1, sentence2")
     sts.add_argument("--prefix", choices=sorted(PREFIXES), default="none")
     sts.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    info = commands.add_parser("info", help="the CPU, threads, and which precision path would run and why")
+    info.add_argument("--precision", choices=PRECISIONS, default="auto")
     return parser
 
 
@@ -72,7 +79,7 @@ def load_model(args):
 
     if args.batch_size < 1:
         raise E5npError(f"--batch-size must be at least 1, not {args.batch_size}")
-    return E5Model.from_pretrained(args.model, max_length=args.max_length)
+    return E5Model.from_pretrained(args.model, max_length=args.max_length, precision=args.precision)
 
 
 def embed(args) -> int:
@@ -128,6 +135,31 @@ def evaluate_sts(args) -> int:
     return 0
 
 
+def info(args) -> int:
+    import importlib.metadata
+
+    import numba
+
+    from .cpu import AMX_FLAGS, choose_precision, cpu_flags
+
+    flags = cpu_flags()
+    choice = choose_precision(args.precision)
+    print(f"e5np {importlib.metadata.version('e5np')}, numba {numba.__version__}, numpy {np.__version__}")
+    print(f"cpu: {_cpu_name()}; {len(os.sched_getaffinity(0))} usable cores; "
+          + ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in (*AMX_FLAGS, "avx512_bf16", "avx512f")))
+    print(f"precision {args.precision!r} -> {choice.path}: {choice.reason}")
+    return 0
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        import platform
+        return platform.processor() or platform.machine()
+
+
 def _print_scores(scores: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(scores))
@@ -137,7 +169,7 @@ def _print_scores(scores: dict, as_json: bool) -> None:
 
 
 COMMANDS = {"embed": embed, "embed-corpus": embed_corpus, "evaluate-retrieval": evaluate_retrieval,
-            "evaluate-sts": evaluate_sts}
+            "evaluate-sts": evaluate_sts, "info": info}
 
 
 def main(argv=None) -> int:

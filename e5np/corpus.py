@@ -133,7 +133,7 @@ def _settings(model, input_path, fmt, fields, prefix, shard_size, on_error) -> d
     stat = input_path.stat()
     return {
         "model": str(model.folder), "model_files": _model_hashes(model.folder),
-        "dimension": model.hidden_size, "max_length": model.max_length,
+        "dimension": model.hidden_size, "max_length": model.max_length, "precision": model.precision,
         "input": {"path": str(input_path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns},
         "format": fmt, "fields": asdict(fields), "prefix": prefix, "shard_size": shard_size,
         "on_error": on_error, "e5np_version": __version__,

@@ -1,0 +1,179 @@
+"""The bf16 path: rounding, tile layouts, the AMX GEMM against float64, the model against fp32,
+bitwise batch invariance, and the fallback on a CPU without AMX (forced)."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import tolerances as tol
+from checks import cosine_rows
+from conftest import model_folder
+from e5np import E5Model
+from e5np.cpu import choose_precision
+from e5np.kernels import bf16
+from texts import PARITY_TEXTS
+
+AMX = choose_precision("bf16")
+needs_amx = pytest.mark.skipif(not AMX.is_bf16, reason=f"no AMX here: {AMX.reason}")
+RNG = np.random.default_rng(2026)
+
+
+def as_float(bits: np.ndarray) -> np.ndarray:
+    return bf16.bf16_bits_to_f32(bits).astype(np.float64)
+
+
+def test_rounding_is_torchs_round_to_nearest_even():
+    x = RNG.standard_normal(100_000).astype(np.float32) * 10.0 ** RNG.integers(-30, 30, 100_000)
+    ties = (np.arange(1, 2001, dtype=np.uint32) << 16 | 0x8000).view(np.float32)  # exactly halfway
+    x = np.concatenate([x, ties, -ties, np.float32([0.0, -0.0, 1e-45, 3.4e38])])
+    expected = torch.from_numpy(x).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    np.testing.assert_array_equal(bf16.to_bf16_bits(x), expected)
+
+
+@pytest.mark.parametrize("m,k", [(1, 32), (17, 384), (40, 70)])
+def test_activation_tiles_hold_rounded_rows_and_zero_padding(m, k):
+    x = RNG.standard_normal((m, k)).astype(np.float32)
+    tiles = np.full((bf16.round_up(m, 32) // 16, bf16.round_up(k, 32) // 32, 16, 32), 0xFFFF, np.uint16)
+    bf16.round_to_bf16_tiles_(tiles, x.view(np.uint32))
+    rows = tiles.transpose(0, 2, 1, 3).reshape(tiles.shape[0] * 16, -1)
+    np.testing.assert_array_equal(rows[:m, :k], bf16.to_bf16_bits(x))
+    assert not rows[m:].any() and not rows[:, k:].any(), "padding must be exact zeros"
+
+
+def test_weight_tiles_are_vnni_pairs():
+    n, k = 40, 70
+    w = RNG.standard_normal((n, k)).astype(np.float32)
+    tiles = bf16.pack_weight_bf16(w)
+    bits = bf16.to_bf16_bits(w)
+    assert tiles.shape == (64 // 16, 96 // 32, 16, 32)
+    for col, kk in [(0, 0), (17, 33), (39, 69), (5, 64)]:
+        j, s, r, e = col // 16, kk // 32, (kk % 32) // 2, kk % 2
+        assert tiles[j, s, r, 2 * (col % 16) + e] == bits[col, kk], (col, kk)
+    assert not tiles[2, :, :, 2 * (40 % 16):].any(), "padded columns must be zero"
+
+
+E5_SHAPES = [(384, 1536), (1536, 384), (768, 3072), (3072, 768), (1024, 4096), (4096, 1024)]
+
+
+@needs_amx
+@pytest.mark.parametrize("m", [1, 15, 16, 17, 513])
+@pytest.mark.parametrize("k,n", E5_SHAPES)
+def test_amx_gemm_against_float64_of_the_rounded_inputs(m, k, n):
+    from e5np.kernels.gemm_amx import matmul_bf16_
+
+    x = RNG.standard_normal((m, k)).astype(np.float32)
+    w = (RNG.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32)
+    x16 = np.empty((bf16.round_up(m, 32) // 16, k // 32, 16, 32), np.uint16)
+    bf16.round_to_bf16_tiles_(x16, x.view(np.uint32))
+    canvas = np.full((m + 3, n), np.nan, np.float32)  # rows past m must stay untouched
+    matmul_bf16_(canvas[:m], x16, bf16.pack_weight_bf16(w))
+    xr, wr = as_float(bf16.to_bf16_bits(x)), as_float(bf16.to_bf16_bits(w))
+    # relative to sum_k |x_ik w_jk|, the scale of a dot product's round-off
+    error = np.abs(canvas[:m] - xr @ wr.T) / (np.abs(xr) @ np.abs(wr).T)
+    assert error.max() <= tol.BF16_GEMM_REL, f"max relative error {error.max():.3g} at M={m} K={k} N={n}"
+    assert np.isnan(canvas[m:]).all(), "the GEMM wrote past the rows of out"
+
+
+@needs_amx
+def test_amx_gemm_refuses_mismatched_operands():
+    from e5np.kernels.gemm_amx import matmul_bf16_
+
+    tiles = bf16.pack_weight_bf16(np.ones((64, 64), np.float32))
+    x16 = np.zeros((2, 1, 16, 32), np.uint16)  # K = 32, but the weight has K = 64
+    with pytest.raises(ValueError, match="do not match"):
+        matmul_bf16_(np.empty((20, 64), np.float32), x16, tiles)
+
+
+@pytest.fixture(scope="module")
+def minilm_pair(minilm_folder):
+    return E5Model(minilm_folder), E5Model(minilm_folder, precision="bf16")
+
+
+@needs_amx
+def test_precision_reports_the_path(minilm_pair):
+    fp32, bf = minilm_pair
+    assert (fp32.precision, bf.precision) == ("fp32", "bf16-amx")
+    assert "AMX" in bf.precision_reason and "precision='bf16-amx'" in repr(bf)
+
+
+@needs_amx
+@pytest.mark.parametrize("name", ["all-MiniLM-L6-v2", pytest.param("e5-large-random", marks=pytest.mark.slow)])
+def test_bf16_embeddings_close_to_fp32(name, minilm_pair):
+    if name == "all-MiniLM-L6-v2":
+        fp32, bf = minilm_pair
+    else:
+        folder = model_folder(name)
+        fp32, bf = E5Model(folder), E5Model(folder, precision="bf16")
+    texts = [t for t in PARITY_TEXTS if t.strip()]
+    cosine = cosine_rows(bf.encode(texts), fp32.encode(texts))
+    assert cosine.min() >= tol.BF16_MIN_COSINE, f"{name}: min cosine {cosine.min():.6f} (mean {cosine.mean():.6f})"
+
+
+@needs_amx
+def test_bf16_alone_equals_in_batch_any_order_any_threads(minilm_folder, minilm_pair):
+    model = minilm_pair[1]
+    reference = model.encode(PARITY_TEXTS)
+    order = np.random.default_rng(3).permutation(len(PARITY_TEXTS))
+    variants = {
+        "alone": np.stack([model.encode([t])[0] for t in PARITY_TEXTS]),
+        "batch_size=3": model.encode(PARITY_TEXTS, batch_size=3),
+        "shuffled": model.encode([PARITY_TEXTS[i] for i in order])[np.argsort(order)],
+        "1 thread": E5Model(minilm_folder, precision="bf16", num_threads=1).encode(PARITY_TEXTS),
+    }
+    for name, emb in variants.items():
+        differing = [i for i in range(len(PARITY_TEXTS)) if not np.array_equal(emb[i], reference[i])]
+        assert not differing, f"bf16 {name}: texts {differing} differ bitwise from the full batch"
+
+
+def test_fallback_reasons_name_what_is_missing():
+    def never():
+        raise AssertionError("must not be asked")
+
+    no_amx = choose_precision("bf16", flags=frozenset({"avx512f", "avx512_bf16"}), llvm_ok=never, permission=never)
+    assert no_amx.path == "fp32" and "amx_tile, amx_bf16" in no_amx.reason and "AVX512-BF16" in no_amx.reason
+    refused = choose_precision("auto", flags=frozenset({"amx_tile", "amx_bf16"}), llvm_ok=lambda: True,
+                               permission=lambda: False)
+    assert refused.path == "fp32" and "ARCH_REQ_XCOMP_PERM" in refused.reason
+    assert choose_precision("fp32").path == "fp32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        choose_precision("int4")
+
+
+def test_forced_fallback_never_loads_amx_code(minilm_folder):
+    """With AMX ruled out, bf16 runs the fp32 path, says so in one log line, and the module with
+    the AMX intrinsics is never imported (on a CPU without AMX, compiling it aborts the process)."""
+    code = f"""
+import json, logging, sys
+logging.basicConfig(level=logging.WARNING, format="%(message)s")
+from e5np import E5Model
+from e5np.cli import main
+model = E5Model({str(minilm_folder)!r}, precision="bf16")
+vector = model.encode("hello")
+main(["info", "--precision", "bf16"])
+print(json.dumps([model.precision, "e5np.kernels.gemm_amx" in sys.modules, float(vector[0])]))
+"""
+    env = {**os.environ, "E5NP_DISABLE_AMX": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    path, amx_imported, first = json.loads(out.stdout.strip().splitlines()[-1])
+    assert path == "fp32" and not amx_imported
+    assert first == float(E5Model(minilm_folder).encode("hello")[0]), "the fallback is the exact fp32 path"
+    assert out.stderr.count("precision='bf16': AMX disabled by E5NP_DISABLE_AMX") == 1
+    assert "precision 'bf16' -> fp32: AMX disabled by E5NP_DISABLE_AMX" in out.stdout
+
+
+def test_gemm_and_bf16_together_is_an_error(minilm_folder, caplog):
+    if AMX.is_bf16:
+        with pytest.raises(ValueError, match="drop one of the two"):
+            E5Model(minilm_folder, precision="bf16", gemm="blas")
+    with pytest.raises(ValueError, match="chosen by precision"):
+        E5Model(minilm_folder, gemm="amx-bf16")
+    with caplog.at_level(logging.INFO, logger="e5np"):
+        auto = E5Model(minilm_folder, precision="auto")
+    assert auto.precision == AMX.path
