@@ -5,13 +5,17 @@
 STS-B test (cosine Spearman) and BEIR SciFact (nDCG@10) on all-MiniLM-L6-v2 (no prefix,
 max length 256, documents as title + " " + text), the settings of MTEB's published figures.
 Both systems are scored by the same code (e5np.metrics, checked against pytrec_eval in the
-tests). Writes benchmarks/results/quality.json and quality.md. Needs the test extra.
+tests); e5np runs in fp32 and in bf16. Then the reduced-precision systems (e5np bf16,
+transformers bf16, ONNX Runtime dynamic int8) are compared with e5np fp32 text by text (cosine)
+on the STS-B test sentences, on real MiniLM and on the e5-large-size fixture. Each system runs in
+its own process. Writes benchmarks/results/quality.json and quality.md. Needs the test and bench extras.
 """
 
 import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +24,7 @@ from scipy.stats import spearmanr
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from e5np import E5Model  # noqa: E402
 from e5np.evaluate import NO_PREFIXES, evaluate_retrieval, evaluate_sts, read_qrels, read_sts  # noqa: E402
@@ -53,8 +58,8 @@ def sentence_transformers_scores(folder: Path, data: Path) -> dict:
     return {"stsb_spearman": sts, "scifact_ndcg10": retrieval_metrics(qrels, run, cutoffs=(10,))["ndcg@10"]}
 
 
-def e5np_scores(folder: Path, data: Path) -> dict:
-    model = E5Model(folder)
+def e5np_scores(folder: Path, data: Path, precision: str = "fp32") -> dict:
+    model = E5Model(folder, precision=precision)
     sts = evaluate_sts(model, data / "stsb" / "test.tsv")["spearman"]
     scifact = data / "scifact"
     retrieval = evaluate_retrieval(model, scifact / "corpus.jsonl", scifact / "queries.jsonl",
@@ -62,7 +67,34 @@ def e5np_scores(folder: Path, data: Path) -> dict:
     return {"stsb_spearman": sts, "scifact_ndcg10": retrieval["ndcg@10"]}
 
 
-SYSTEMS = {"e5np": e5np_scores, "sentence-transformers": sentence_transformers_scores}
+SYSTEMS = {"e5np": e5np_scores, "e5np bf16": lambda folder, data: e5np_scores(folder, data, "bf16"),
+           "sentence-transformers": sentence_transformers_scores}
+# reduced-precision systems, compared with e5np fp32 text by text (peers as in benchmarks/peers.py)
+COSINE_SYSTEMS = ["e5np-bf16", "transformers-bf16-sorted", "onnxruntime-int8-sorted"]
+
+
+def sts_sentences(data: Path) -> list[str]:
+    _, first, second = read_sts(data / "stsb" / "test.tsv")
+    return sorted(set(first) | set(second))
+
+
+def embed_with(system: str, folder: Path, data: Path, out: Path) -> None:
+    from peers import load_system
+    np.save(out, load_system(system, str(folder))(sts_sentences(data)))
+
+
+def cosines_to_fp32(folder: Path, data: Path) -> dict:
+    """Per-text cosine of each reduced-precision system to e5np fp32 on the STS-B test sentences."""
+    result = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for system in ["e5np", *COSINE_SYSTEMS]:
+            subprocess.run([sys.executable, __file__, "--embed", system, "--model", str(folder), "--data", str(data),
+                            "--out", f"{tmp}/{system}.npy"], capture_output=True, text=True, check=True)
+        reference = np.load(f"{tmp}/e5np.npy").astype(np.float64)
+        for system in COSINE_SYSTEMS:
+            cosine = (np.load(f"{tmp}/{system}.npy").astype(np.float64) * reference).sum(1)
+            result[system] = {"min": float(cosine.min()), "mean": float(cosine.mean()), "texts": len(cosine)}
+    return result
 
 
 def main():
@@ -71,11 +103,18 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", type=Path, default=None, help="default: the all-MiniLM-L6-v2 fixture")
     parser.add_argument("--data", type=Path, default=make_fixtures.SHARED / "data")
+    parser.add_argument("--cosines-on", nargs="*", default=["all-MiniLM-L6-v2", "e5-large-random"],
+                        help="fixtures on which to compare reduced precision with fp32, text by text")
     parser.add_argument("--system", choices=sorted(SYSTEMS), help=argparse.SUPPRESS)  # one system, in this process
+    parser.add_argument("--embed", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     folder = args.model or make_fixtures.minilm()
     if args.system:
         print(json.dumps(SYSTEMS[args.system](folder, args.data)))
+        return
+    if args.embed:
+        embed_with(args.embed, folder, args.data, args.out)
         return
     results, seconds = {}, {}
     for name in SYSTEMS:  # each in its own process: two OpenMP thread pools in one process fight for the cores
@@ -86,7 +125,10 @@ def main():
         seconds[name] = time.perf_counter() - start
         print(name, results[name], f"{seconds[name]:.0f} s", flush=True)
     results["published (MTEB)"] = PUBLISHED
-    report = {"date": time.strftime("%Y-%m-%d"), "model": str(folder), "scores": results, "seconds": seconds}
+    fixtures = {"all-MiniLM-L6-v2": make_fixtures.minilm, "e5-large-random": make_fixtures.e5_large_random}
+    cosines = {name: cosines_to_fp32(fixtures[name](), args.data) for name in args.cosines_on}
+    report = {"date": time.strftime("%Y-%m-%d"), "model": str(folder), "scores": results, "seconds": seconds,
+              "cosine_to_e5np_fp32": cosines}
     (RESULTS / "quality.json").write_text(json.dumps(report, indent=2))
     print(write_table(report))
 
@@ -96,6 +138,10 @@ def write_table(report: dict) -> str:
     lines = [f"all-MiniLM-L6-v2, {report['date']}", "",
              "| system | STS-B test Spearman | SciFact nDCG@10 |", "|---|---|---|"]
     lines += [f"| {name} | {s['stsb_spearman']:.5f} | {s['scifact_ndcg10']:.5f} |" for name, s in report["scores"].items()]
+    for model, systems in report.get("cosine_to_e5np_fp32", {}).items():
+        lines += ["", f"Cosine to e5np fp32, per text, on the STS-B test sentences ({model}):", "",
+                  "| system | min | mean |", "|---|---|---|"]
+        lines += [f"| {name} | {c['min']:.6f} | {c['mean']:.6f} |" for name, c in systems.items()]
     table = "\n".join(lines) + "\n"
     (RESULTS / "quality.md").write_text(table)
     return table

@@ -13,9 +13,14 @@
 import numba
 
 FASTMATH = frozenset({"contract"})
+# For a float64 sum over one row of float32 values: LLVM may split it into vector lanes. The
+# result differs from the sequential sum by float64 round-off at most, and the order is fixed by
+# the compiled code: the same for every batch and thread count.
+ROW_REDUCTION = frozenset({"contract", "reassoc"})
 
 
-def kernel(fn=None, *, parallel=False):
+def kernel(fn=None, *, parallel=False, row_reduction=False):
     """``@kernel`` / ``@kernel(parallel=True)``: njit with the project's flags."""
-    jit = numba.njit(cache=True, nogil=True, fastmath=set(FASTMATH), parallel=parallel, error_model="numpy")
+    flags = set(ROW_REDUCTION if row_reduction else FASTMATH)
+    jit = numba.njit(cache=True, nogil=True, fastmath=flags, parallel=parallel, error_model="numpy")
     return jit if fn is None else jit(fn)

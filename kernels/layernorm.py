@@ -2,7 +2,7 @@
 
 HF ``BertSelfOutput`` / ``BertOutput``:  x = LayerNorm(dense(h) + x)   (post-LN, eps from config)
 torch LayerNorm:  (x - mean) / sqrt(var + eps) * gamma + beta,  var biased (divide by n).
-Statistics are accumulated in float64, so they are at least as exact as torch's fp32 ones.
+Statistics are accumulated in float64 (``reductions.py``), at least as exact as torch's fp32 ones.
 """
 
 import math
@@ -11,21 +11,15 @@ import numpy as np
 from numba import prange
 
 from .jit import kernel
+from .reductions import row_sum_f64, row_sum_sq_dev_f64
 
 
 @kernel
 def layernorm_row_(row, gamma, beta, eps):
     """Normalize one float32 row in place."""
     n = row.shape[0]
-    total = 0.0
-    for c in range(n):
-        total += row[c]
-    mean = total / n
-    sq = 0.0
-    for c in range(n):
-        d = row[c] - mean
-        sq += d * d
-    rstd = 1.0 / math.sqrt(sq / n + eps)
+    mean = row_sum_f64(row) / n
+    rstd = 1.0 / math.sqrt(row_sum_sq_dev_f64(row, mean) / n + eps)
     for c in range(n):
         row[c] = np.float32((row[c] - mean) * rstd * gamma[c] + beta[c])
 

@@ -5,19 +5,20 @@
 ``math.exp`` is a scalar libm call (about 7 ns here) and attention needs tokens^2 of them per
 head, so exp is evaluated here as 2^n * e^r with n = round(x / ln 2) and |r| <= ln2 / 2: a
 Cody-Waite reduction and a degree-7 Taylor polynomial, all plain float32 arithmetic that LLVM
-vectorizes (about 1.2 ns), within 1.2 ulp of exp over the range that matters. The sum is kept in
-16 float64 partial sums (a fixed order, vectorizable), so the result is reproducible bit for bit.
+vectorizes (about 1.2 ns), within 1.2 ulp of exp over the range that matters. The max and the
+float64 sum are ``reductions.py``'s (not one chain of dependent instructions, which cost more
+than the exps).
 """
 
 import numpy as np
 
 from .jit import kernel
+from .reductions import row_max, row_sum_f64
 
 LOG2E = np.float32(1.4426950408889634)
 LN2_HI = np.float32(0.693359375)      # ln 2 split in two so that n * LN2_HI is exact
 LN2_LO = np.float32(-2.12194440e-4)
 LOWEST = np.float32(-87.0)            # e^-87 ~ 1.6e-38: below it 2^n leaves float32's normal range
-LANES = 16
 
 
 @kernel
@@ -46,21 +47,7 @@ def exp_shifted_(s, top, powers):
 @kernel
 def softmax_(s, powers):
     """s = softmax(s) in place (float32 row; ``powers``: int32 scratch at least as long as s)."""
-    n_items = s.shape[0]
-    top = s[0]
-    for j in range(1, n_items):
-        top = max(top, s[j])
-    exp_shifted_(s, top, powers)
-    partial = np.zeros(LANES, np.float64)
-    full = n_items - n_items % LANES
-    for j0 in range(0, full, LANES):
-        for lane in range(LANES):
-            partial[lane] += s[j0 + lane]
-    for j in range(full, n_items):
-        partial[j - full] += s[j]
-    total = 0.0
-    for lane in range(LANES):
-        total += partial[lane]
-    inv = 1.0 / total
-    for j in range(n_items):
+    exp_shifted_(s, row_max(s), powers)
+    inv = 1.0 / row_sum_f64(s)
+    for j in range(s.shape[0]):
         s[j] = np.float32(s[j] * inv)
