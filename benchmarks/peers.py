@@ -13,8 +13,9 @@ import numpy as np
 
 BATCH = 32
 THREADS = 2
-SYSTEMS = ["e5np", "transformers", "transformers-sorted", "sentence-transformers", "onnxruntime"]
-EXTRA_SYSTEMS = ["e5np-bf16", "transformers-bf16-sorted", "onnxruntime-int8-sorted"]
+SYSTEMS = ["e5np", "transformers", "transformers-sorted", "sentence-transformers", "onnxruntime",
+           "e5np-bf16", "transformers-bf16-sorted", "onnxruntime-int8-sorted"]
+FP32_SYSTEMS = SYSTEMS[:5]
 ONNX_CACHE = Path.home() / ".cache" / "e5np" / "onnx"
 
 

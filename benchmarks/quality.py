@@ -35,12 +35,12 @@ RESULTS = REPO / "benchmarks" / "results"
 PUBLISHED = {"stsb_spearman": 0.82032, "scifact_ndcg10": 0.64508}  # MTEB, mteb 1.12.75
 
 
-def sentence_transformers_scores(folder: Path, data: Path) -> dict:
+def sentence_transformers_scores(folder: Path, data: Path, bf16: bool = False) -> dict:
     import torch
     from sentence_transformers import SentenceTransformer
 
     torch.set_num_threads(2)
-    st = SentenceTransformer(str(folder), device="cpu")
+    st = SentenceTransformer(str(folder), device="cpu", model_kwargs={"dtype": torch.bfloat16} if bf16 else None)
     gold, first, second = read_sts(data / "stsb" / "test.tsv")
     a = st.encode(first, batch_size=32, normalize_embeddings=True)
     b = st.encode(second, batch_size=32, normalize_embeddings=True)
@@ -68,7 +68,8 @@ def e5np_scores(folder: Path, data: Path, precision: str = "fp32") -> dict:
 
 
 SYSTEMS = {"e5np": e5np_scores, "e5np bf16": lambda folder, data: e5np_scores(folder, data, "bf16"),
-           "sentence-transformers": sentence_transformers_scores}
+           "sentence-transformers": sentence_transformers_scores,
+           "sentence-transformers bf16": lambda folder, data: sentence_transformers_scores(folder, data, bf16=True)}
 # reduced-precision systems, compared with e5np fp32 text by text (peers as in benchmarks/peers.py)
 COSINE_SYSTEMS = ["e5np-bf16", "transformers-bf16-sorted", "onnxruntime-int8-sorted"]
 

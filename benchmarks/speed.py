@@ -5,7 +5,9 @@
 Every system runs in its own process, in turns (the order rotates each round), on the workloads
 of workloads.py; each process reports its load time, time from process start to its first
 embedding, seconds per workload and peak RSS. Also measured: cold start of a new process with
-Numba's cache warm and empty, and the machine's fp32 GEMM rate (NumPy BLAS, torch, e5np).
+Numba's cache warm and empty, and the GEMM rates alone (fp32: NumPy BLAS, torch, e5np; bf16:
+torch, e5np on AMX). Systems are in benchmarks/peers.py: fp32 ones, then e5np bf16, transformers
+bf16 on sorted input and ONNX Runtime dynamic int8 on sorted input.
 Writes benchmarks/results/speed.json, speed.md and speed.png. Needs the test and bench extras.
 """
 
@@ -26,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "scripts"))
 
-from peers import EXTRA_SYSTEMS, SYSTEMS, load_system  # noqa: E402
+from peers import SYSTEMS, load_system  # noqa: E402
 
 
 # --- one system, in its own process ---------------------------------------------------------
@@ -74,27 +76,54 @@ def cold_start(system, folder):
     return time.time() - t
 
 
-def gemm_rates(m=2048, k=1024, n=4096, rounds=7) -> dict:
-    code = f"""
-import time, numpy as np, json, sys
-m, k, n = {m}, {k}, {n}
-x = np.random.default_rng(0).standard_normal((m, k), dtype=np.float32); w = np.random.default_rng(1).standard_normal((n, k), dtype=np.float32)
+GEMM_CODE = """
+import sys, time, numpy as np
+m, k, n, which, rounds = *map(int, sys.argv[1:4]), sys.argv[4], int(sys.argv[5])
+x = np.random.default_rng(0).standard_normal((m, k), dtype=np.float32)
+w = np.random.default_rng(1).standard_normal((n, k), dtype=np.float32)
 def med(f):
     f(); ts = []
-    for _ in range({rounds}):
+    for _ in range(rounds):
         t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
     return 2 * m * k * n / np.median(ts) / 1e9
-which = sys.argv[1]
+out = np.empty((m, n), np.float32)
 if which == "numpy":
-    out = np.empty((m, n), np.float32); print(med(lambda: np.matmul(x, w.T, out=out)))
-elif which == "torch":
-    import torch; torch.set_num_threads(2); tx, tw = torch.from_numpy(x), torch.from_numpy(w); print(med(lambda: tx @ tw.T))
-else:
-    from e5np.kernels import gemm; p = gemm.pack_weight(w); out = np.empty((m, n), np.float32)
+    print(med(lambda: np.matmul(x, w.T, out=out)))
+elif which.startswith("torch"):
+    import torch
+    torch.set_num_threads(2)
+    tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+    if which == "torch-bf16":
+        tx, tw = tx.bfloat16(), tw.bfloat16()
+    print(med(lambda: tx @ tw.T))
+elif which == "e5np":
+    from e5np.kernels import gemm
+    p = gemm.pack_weight(w)
     print(med(lambda: gemm.matmul_packed_(out, x, p)))
+else:  # e5np-amx: the bf16 GEMM alone, activations already in bf16 tiles (as torch's are bf16)
+    from e5np.cpu import choose_precision
+    assert choose_precision("bf16").is_bf16
+    from e5np.kernels import bf16
+    from e5np.kernels.gemm_amx import matmul_bf16_
+    x16 = np.empty((m // 16, k // 32, 16, 32), np.uint16)
+    bf16.round_to_bf16_tiles_(x16, x.view(np.uint32))
+    tiles = bf16.pack_weight_bf16(w)
+    print(med(lambda: matmul_bf16_(out, x16, tiles)))
 """
-    return {which: float(subprocess.run([sys.executable, "-c", code, which], capture_output=True, text=True,
-                                        check=True).stdout) for which in ("numpy", "torch", "e5np")}
+GEMM_SHAPES = {"fp32": [(2048, 1024, 4096)], "bf16": [(2048, 1024, 4096), (2048, 4096, 1024)]}
+
+
+def gemm_rates(rounds=7) -> dict:
+    """GFLOP/s of each GEMM alone, each in its own process: fp32 (NumPy's BLAS, torch, e5np) and
+    bf16 (torch, e5np on AMX) on e5-large's FFN shapes, M x K x N."""
+    rates = {}
+    for precision, systems in (("fp32", ("numpy", "torch", "e5np")), ("bf16", ("torch-bf16", "e5np-amx"))):
+        for m, k, n in GEMM_SHAPES[precision]:
+            shape = f"{m}x{k}x{n}"
+            rates[f"{precision} {shape}"] = {which: float(subprocess.run(
+                [sys.executable, "-c", GEMM_CODE, str(m), str(k), str(n), which, str(rounds)],
+                capture_output=True, text=True, check=True).stdout) for which in systems}
+    return rates
 
 
 def main():
@@ -105,7 +134,7 @@ def main():
     parser.add_argument("--started", type=float)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=["e5-large-random", "all-MiniLM-L6-v2"])
-    parser.add_argument("--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS + EXTRA_SYSTEMS)
+    parser.add_argument("--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS)
     args = parser.parse_args()
     if args.worker:
         workloads = [w for w in args.workloads.split(",") if w]
@@ -159,8 +188,10 @@ def summarize(entry, system, workload):
 
 
 def table(report) -> str:
-    lines = [f"Measured {report['date']} on {report['machine']}; fp32 GEMM GFLOP/s (2048x1024x4096): "
-             + ", ".join(f"{k} {v:.0f}" for k, v in report["gemm_gflops"].items()), ""]
+    lines = [f"Measured {report['date']} on {report['machine']}. GEMM alone, GFLOP/s (M x K x N):"]
+    lines += [f"{shape}: " + ", ".join(f"{k} {v:.0f}" for k, v in rates.items()) + ";"
+              for shape, rates in report["gemm_gflops"].items()]
+    lines += [""]
     for model, entry in report["models"].items():
         systems = list(dict.fromkeys(r["system"] for r in entry["runs"]))
         lines += [f"**{model}** (texts/s, median of {len(entry['runs']) // len(systems)} rounds [min..max]; real tokens/s)", "",
@@ -192,10 +223,10 @@ def chart(report, path):
         for col, w in enumerate(("passages", "queries", "long")):
             meds = [summarize(entry, s, w)[0] for s in systems]
             ax = axes[row][col]
-            ax.barh(systems, meds, color=["tab:green" if s == "e5np" else "tab:gray" for s in systems])
+            ax.barh(systems, meds, color=["tab:green" if s.startswith("e5np") else "tab:gray" for s in systems])
             ax.set_title(f"{model}: {w} (texts/s)")
             ax.invert_yaxis()
-    fig.suptitle(f"e5np vs peers, fp32, 2 cores, {report['date']}")
+    fig.suptitle(f"e5np vs peers (fp32; bf16 and int8 rows marked), 2 cores, {report['date']}")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
 

@@ -22,18 +22,16 @@ from .softmax import softmax_
 
 
 @kernel
-def _head_panels(qkv, start, n, q0, k0, v0, d):
-    """The head's Q rows (zero-padded to a multiple of 8), K as panels [keys/32, d, 32] (K^T
-    columns) and V as panels [d/32, keys, 32], zero-padded."""
-    queries = np.zeros((-(-n // MR) * MR, d), np.float32)
+def _head_panels(qkv, start, n, k0, v0, d):
+    """The head's K as panels [keys/32, d, 32] (columns of K^T) and V as panels [d/32, keys, 32],
+    zero-padded."""
     keys = np.zeros((-(-n // NR), d, NR), np.float32)
     values = np.zeros((-(-d // NR), n, NR), np.float32)
     for j in range(n):
         for c in range(d):
-            queries[j, c] = qkv[start + j, q0 + c]
             keys[j // NR, c, j % NR] = qkv[start + j, k0 + c]
             values[c // NR, j, c % NR] = qkv[start + j, v0 + c]
-    return queries, keys, values
+    return keys, values
 
 
 @kernel(parallel=True)
@@ -53,23 +51,30 @@ def attention_(ctx, qkv, seq_starts, num_heads):
         start, n = seq_starts[s], seq_starts[s + 1] - seq_starts[s]
         if n == 0:
             continue
-        queries, keys, values = _head_panels(qkv, start, n, h * d, hidden + h * d, 2 * hidden + h * d, d)
-        width = keys.shape[0] * NR
-        scores = np.zeros((MR, width), np.float32)
-        tile = np.empty((MR, NR), np.float32)
+        keys, values = _head_panels(qkv, start, n, hidden + h * d, 2 * hidden + h * d, d)
+        width, out_width = keys.shape[0] * NR, values.shape[0] * NR
+        scores = np.empty((MR, width), np.float32)
+        out = np.empty((MR, out_width), np.float32)
+        last_queries = np.zeros((MR, d), np.float32)  # a final partial tile of queries, zero-padded
         powers = np.empty(width, np.int32)
         for i0 in range(0, n, MR):
-            for p in range(keys.shape[0]):                      # scores = Q K^T * scale
-                tile[:] = 0.0
-                fma_tile_8x32_(queries[i0].ctypes.data, d, keys[p].ctypes.data, d, tile.ctypes.data)
-                for r in range(MR):
-                    for j in range(NR):
-                        scores[r, p * NR + j] = tile[r, j] * scale
-            for r in range(MR):
-                softmax_(scores[r, :n], powers)
+            rows = min(MR, n - i0)
+            if rows == MR:  # 8 query rows read in place
+                q, q_stride = qkv[start + i0, h * d:].ctypes.data, qkv.shape[1]
+            else:
+                for r in range(rows):
+                    last_queries[r] = qkv[start + i0 + r, h * d:h * d + d]
+                q, q_stride = last_queries.ctypes.data, d
+            scores[:] = 0.0
+            for p in range(keys.shape[0]):                      # scores = Q K^T
+                fma_tile_8x32_(q, q_stride, keys[p].ctypes.data, d, scores[0, p * NR:].ctypes.data, width)
+            for r in range(MR):                                 # P = softmax(scores * scale)
+                row = scores[r, :n]
+                for j in range(n):
+                    row[j] *= scale
+                softmax_(row, powers)
+            out[:] = 0.0
             for p in range(values.shape[0]):                    # ctx = P V
-                tile[:] = 0.0
-                fma_tile_8x32_(scores[0].ctypes.data, width, values[p].ctypes.data, n, tile.ctypes.data)
-                for r in range(min(MR, n - i0)):
-                    for c in range(min(NR, d - p * NR)):
-                        ctx[start + i0 + r, h * d + p * NR + c] = tile[r, c]
+                fma_tile_8x32_(scores.ctypes.data, width, values[p].ctypes.data, n, out[0, p * NR:].ctypes.data, out_width)
+            for r in range(rows):
+                ctx[start + i0 + r, h * d:h * d + d] = out[r, :d]

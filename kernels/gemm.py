@@ -48,9 +48,9 @@ def _row_block(out, x, last_rows, panel, i0, rows, j0):
         for t in range(tiles):
             r0 = i0 + t * MR
             if r0 + MR <= x.shape[0]:
-                fma_tile_8x32_(x[r0, k0:].ctypes.data, stride, b, kc, total[t].ctypes.data)
+                fma_tile_8x32_(x[r0, k0:].ctypes.data, stride, b, kc, total[t].ctypes.data, NR)
             else:
-                fma_tile_8x32_(last_rows[0, k0:].ctypes.data, k_total, b, kc, total[t].ctypes.data)
+                fma_tile_8x32_(last_rows[0, k0:].ctypes.data, k_total, b, kc, total[t].ctypes.data, NR)
     cols = min(NR, out.shape[1] - j0)
     for r in range(rows):
         for j in range(cols):

@@ -16,14 +16,14 @@ NR = 32  # columns per tile: two 16-float vectors
 
 
 @intrinsic
-def fma_tile_8x32_(typingctx, x_addr, x_stride, b_addr, k_count, c_addr):
+def fma_tile_8x32_(typingctx, x_addr, x_stride, b_addr, k_count, c_addr, c_stride):
     """c[8, 32] += x[8, k_count] @ b[k_count, 32]. Addresses are byte addresses of float32 data:
-    x row-major with row stride ``x_stride`` elements, b a packed panel (32 floats per k), c a
-    contiguous 8 x 32 tile. ``k_count`` must be at least 1."""
-    sig = types.void(types.intp, types.intp, types.intp, types.intp, types.intp)
+    x and c row-major with row strides ``x_stride`` and ``c_stride`` elements, b a packed panel
+    (32 floats per k). ``k_count`` must be at least 1."""
+    sig = types.void(types.intp, types.intp, types.intp, types.intp, types.intp, types.intp)
 
     def codegen(context, builder, signature, args):
-        x_i, x_stride, b_i, k_count, c_i = args
+        x_i, x_stride, b_i, k_count, c_i, c_stride = args
         i32, i64, f32 = ir.IntType(32), ir.IntType(64), ir.FloatType()
         v16 = ir.VectorType(f32, 16)
         x, b, c = (builder.inttoptr(a, f32.as_pointer()) for a in (x_i, b_i, c_i))
@@ -59,7 +59,7 @@ def fma_tile_8x32_(typingctx, x_addr, x_stride, b_addr, k_count, c_addr):
         builder.position_at_end(done)
         for r in range(MR):
             for half in range(2):
-                ptr = vector_at(c, ir.Constant(i64, r * NR + 16 * half))
+                ptr = vector_at(c, builder.add(builder.mul(ir.Constant(i64, r), c_stride), ir.Constant(i64, 16 * half)))
                 builder.store(builder.fadd(builder.load(ptr, align=4), summed[2 * r + half]), ptr, align=4)
         return context.get_dummy_value()
 
