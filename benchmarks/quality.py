@@ -1,6 +1,7 @@
 """Published benchmark scores, reproduced: e5np and sentence-transformers side by side (run by hand).
 
   python benchmarks/quality.py [--model FOLDER] [--data ../shared/data]
+  python benchmarks/quality.py --systems "sentence-transformers bf16" --update   # add one system's scores
 
 STS-B test (cosine Spearman) and BEIR SciFact (nDCG@10) on all-MiniLM-L6-v2 (no prefix,
 max length 256, documents as title + " " + text), the settings of MTEB's published figures.
@@ -106,6 +107,10 @@ def main():
     parser.add_argument("--data", type=Path, default=make_fixtures.SHARED / "data")
     parser.add_argument("--cosines-on", nargs="*", default=["all-MiniLM-L6-v2", "e5-large-random"],
                         help="fixtures on which to compare reduced precision with fp32, text by text")
+    parser.add_argument("--systems", nargs="+", choices=sorted(SYSTEMS), default=list(SYSTEMS),
+                        help="systems to score (default: all)")
+    parser.add_argument("--update", action="store_true",
+                        help="merge these systems' scores into the existing quality.json instead of starting anew")
     parser.add_argument("--system", choices=sorted(SYSTEMS), help=argparse.SUPPRESS)  # one system, in this process
     parser.add_argument("--embed", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -118,13 +123,22 @@ def main():
         embed_with(args.embed, folder, args.data, args.out)
         return
     results, seconds = {}, {}
-    for name in SYSTEMS:  # each in its own process: two OpenMP thread pools in one process fight for the cores
+    for name in args.systems:  # each in its own process: two OpenMP thread pools in one process fight for the cores
         start = time.perf_counter()
         out = subprocess.run([sys.executable, __file__, "--system", name, "--model", str(folder), "--data", str(args.data)],
                              capture_output=True, text=True, check=True)
         results[name] = json.loads(out.stdout.strip().splitlines()[-1])
         seconds[name] = time.perf_counter() - start
         print(name, results[name], f"{seconds[name]:.0f} s", flush=True)
+    if args.update:
+        report = json.loads((RESULTS / "quality.json").read_text())
+        report["scores"] = {**report["scores"], **results}
+        report["seconds"] = {**report["seconds"], **seconds}
+        report["scores"]["published (MTEB)"] = report["scores"].pop("published (MTEB)")  # last row
+        report["updated"] = time.strftime("%Y-%m-%d") + ": " + ", ".join(results)
+        (RESULTS / "quality.json").write_text(json.dumps(report, indent=2))
+        print(write_table(report))
+        return
     results["published (MTEB)"] = PUBLISHED
     fixtures = {"all-MiniLM-L6-v2": make_fixtures.minilm, "e5-large-random": make_fixtures.e5_large_random}
     cosines = {name: cosines_to_fp32(fixtures[name](), args.data) for name in args.cosines_on}
@@ -136,7 +150,7 @@ def main():
 
 def write_table(report: dict) -> str:
     """quality.md: the scores only (the seconds in quality.json are not a speed benchmark)."""
-    lines = [f"all-MiniLM-L6-v2, {report['date']}", "",
+    lines = [f"all-MiniLM-L6-v2, {report['date']}" + (f" (updated {report['updated']})" if "updated" in report else ""), "",
              "| system | STS-B test Spearman | SciFact nDCG@10 |", "|---|---|---|"]
     lines += [f"| {name} | {s['stsb_spearman']:.5f} | {s['scifact_ndcg10']:.5f} |" for name, s in report["scores"].items()]
     for model, systems in report.get("cosine_to_e5np_fp32", {}).items():
