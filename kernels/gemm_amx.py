@@ -1,6 +1,6 @@
 """The bf16 GEMM on AMX: out = x @ W^T with bf16 inputs and fp32 accumulation over the full K.
 
-Import only after ``e5np.cpu.amx_ready()`` (see amx_tile.py). Work is split into jobs of
+Import only after ``e5np.cpu.choose_precision`` has chosen bf16 (see amx_tile.py). Work is split into jobs of
 (GROUP x 32 rows) x (GROUP x 32 columns); a job's x rows and weight panels are read from memory
 once and reused from L2 by the 32 x 32 micro-kernel. Each worker thread loads the tile
 configuration once and walks its jobs in an order that keeps a weight panel group in L2.
@@ -32,6 +32,12 @@ def _tile_config():
 def matmul_bf16_(out, x16, tiles):
     """out[M, N] = x @ W^T; x16 is x as ``round_to_bf16_tiles_`` writes it [M'/16, K'/32, 16, 32],
     tiles is ``pack_weight_bf16(W)`` [N'/16, K'/32, 16, 32]. Only real rows and columns are written."""
+    # the micro-kernel reads raw addresses: other dtypes or layouts would give wrong numbers, not an error
+    for name, a in (("x16", x16), ("tiles", tiles)):
+        if a.dtype != np.uint16 or a.ndim != 4 or a.shape[2:] != (TILE_ROWS, 32) or not a.flags.c_contiguous:
+            raise ValueError(f"matmul_bf16_: {name} must be C-contiguous uint16 tiles [.., .., 16, 32]")
+    if out.dtype != np.float32:
+        raise ValueError("matmul_bf16_: out must be float32")
     _matmul_bf16(out, x16, tiles, numba.get_num_threads())
 
 

@@ -88,6 +88,8 @@ def test_amx_gemm_refuses_mismatched_operands():
     x16 = np.zeros((2, 1, 16, 32), np.uint16)  # K = 32, but the weight has K = 64
     with pytest.raises(ValueError, match="do not match"):
         matmul_bf16_(np.empty((20, 64), np.float32), x16, tiles)
+    with pytest.raises(ValueError, match="C-contiguous uint16"):
+        matmul_bf16_(np.empty((20, 64), np.float32), np.zeros((2, 2, 16, 32), np.uint16)[:, ::-1], tiles)
 
 
 @pytest.fixture(scope="module")
