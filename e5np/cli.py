@@ -137,27 +137,20 @@ def evaluate_sts(args) -> int:
 
 def info(args) -> int:
     import importlib.metadata
+    import platform
 
     import numba
 
-    from .cpu import AMX_FLAGS, choose_precision, cpu_flags
+    from .cpu import AMX_FLAGS, choose_precision, cpu_flags, cpuinfo
 
     flags = cpu_flags()
     choice = choose_precision(args.precision)
     print(f"e5np {importlib.metadata.version('e5np')}, numba {numba.__version__}, numpy {np.__version__}")
-    print(f"cpu: {_cpu_name()}; {len(os.sched_getaffinity(0))} usable cores; "
+    name = cpuinfo("model name") or platform.processor() or platform.machine()
+    print(f"cpu: {name}; {len(os.sched_getaffinity(0))} usable cores; "
           + ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in (*AMX_FLAGS, "avx512_bf16", "avx512f")))
     print(f"precision {args.precision!r} -> {choice.path}: {choice.reason}")
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        import platform
-        return platform.processor() or platform.machine()
 
 
 def _print_scores(scores: dict, as_json: bool) -> None:

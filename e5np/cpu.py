@@ -29,16 +29,21 @@ class Precision:
         return self.path == "bf16-amx"
 
 
-def cpu_flags() -> frozenset[str]:
-    """The kernel's CPU feature flags (Linux); empty elsewhere."""
+def cpuinfo(field: str) -> str | None:
+    """A field of the first CPU in /proc/cpuinfo ("flags", "model name"); None where there is none."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
+                if line.split(":", 1)[0].strip() == field:
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return frozenset()
+    return None
+
+
+def cpu_flags() -> frozenset[str]:
+    """The kernel's CPU feature flags (Linux); empty elsewhere."""
+    return frozenset((cpuinfo("flags") or "").split())
 
 
 def llvm_targets_amx() -> bool:

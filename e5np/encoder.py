@@ -11,19 +11,7 @@ from .batching import PackedBatch
 from .config import BertConfig
 from .kernels import add_bias_, attention_, bias_gelu_, bias_residual_layernorm_, embed_layernorm_, mean_pool_
 from .weights import EmbeddingWeights, LayerWeights, Weights
-
-
-class Workspace:
-    """Activation buffers, allocated once and grown to the largest batch seen (llama2.c's RunState)."""
-
-    def __init__(self):
-        self._buffers: dict[str, np.ndarray] = {}
-
-    def get(self, name: str, rows: int, cols: int) -> np.ndarray:
-        buf = self._buffers.get(name)
-        if buf is None or buf.shape[0] < rows or buf.shape[1] != cols:
-            buf = self._buffers[name] = np.empty((rows, cols), np.float32)
-        return buf[:rows]
+from .workspace import Workspace
 
 
 def embed(batch: PackedBatch, w: EmbeddingWeights, eps: float, out: np.ndarray) -> np.ndarray:
@@ -36,16 +24,16 @@ def embed(batch: PackedBatch, w: EmbeddingWeights, eps: float, out: np.ndarray) 
 def encoder_layer_(x: np.ndarray, w: LayerWeights, batch: PackedBatch, c: BertConfig, ws: Workspace) -> None:
     """HF BertLayer, post-LayerNorm, in place on x [T, H]."""
     T, H, I = x.shape[0], c.hidden_size, c.intermediate_size
-    qkv = w.qkv.matmul(x, ws.get("qkv", T, 3 * H))                         # [T, H] -> [T, 3H]
+    qkv = w.qkv.matmul(x, ws.get("qkv", T, 3 * H), ws)                     # [T, H] -> [T, 3H]
     add_bias_(qkv, w.qkv.bias)                                             # q|k|v + bias
     ctx = ws.get("ctx", T, H)
     attention_(ctx, qkv, batch.seq_starts, c.num_attention_heads)          # [T, 3H] -> [T, H], per sequence
-    y = w.attn_out.matmul(ctx, ws.get("y", T, H))                          # [T, H] -> [T, H]
+    y = w.attn_out.matmul(ctx, ws.get("y", T, H), ws)                      # [T, H] -> [T, H]
     bias_residual_layernorm_(x, y, w.attn_out.bias, w.attn_norm.gamma, w.attn_norm.beta, c.layer_norm_eps)
     #                                                                        x = LN(y + b + x)
-    h = w.ffn_in.matmul(x, ws.get("ffn", T, I))                            # [T, H] -> [T, I]
+    h = w.ffn_in.matmul(x, ws.get("ffn", T, I), ws)                        # [T, H] -> [T, I]
     bias_gelu_(h, w.ffn_in.bias)                                           # h = gelu(h + b), erf form
-    y = w.ffn_out.matmul(h, y)                                             # [T, I] -> [T, H]
+    y = w.ffn_out.matmul(h, y, ws)                                         # [T, I] -> [T, H]
     bias_residual_layernorm_(x, y, w.ffn_out.bias, w.ffn_norm.gamma, w.ffn_norm.beta, c.layer_norm_eps)
     #                                                                        x = LN(y + b + x)
 

@@ -8,12 +8,12 @@
   way in. Batch-invariant bit for bit too. Only after ``e5np.cpu.choose_precision`` chose it.
 """
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from .kernels import bf16, gemm
+from .workspace import Workspace
 
 GEMMS = ("numba", "blas", "amx-bf16")
 
@@ -38,29 +38,19 @@ class Linear:
             prepared = weight
         return cls(prepared, np.ascontiguousarray(bias, dtype=np.float32), weight.shape[0], gemm_name)
 
-    def matmul(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    def matmul(self, x: np.ndarray, out: np.ndarray, ws: Workspace) -> np.ndarray:
         """out = x @ W^T (the bias is left to the fused epilogue that follows)."""
         if self.gemm == "numba":
             gemm.matmul_packed_(out, x, self.weight)
         elif self.gemm == "amx-bf16":
             from .kernels import gemm_amx  # imported only once AMX is known to be usable
 
-            x16 = _bf16_scratch(x.shape[0], self.weight.shape[1])
+            row_tiles, k_steps = bf16.round_up(x.shape[0], bf16.BLOCK) // bf16.TILE_ROWS, self.weight.shape[1]
+            x16 = ws.get(f"x in bf16 tiles, K/32 = {k_steps}", row_tiles, k_steps * bf16.TILE_ROWS * bf16.TILE_K,
+                         np.uint16).reshape(row_tiles, k_steps, bf16.TILE_ROWS, bf16.TILE_K)
             bf16.round_to_bf16_tiles_(x16, np.ascontiguousarray(x).view(np.uint32))
             gemm_amx.matmul_bf16_(out, x16, self.weight)
         else:
             gemm.matmul_blas(out, x, self.weight)
         return out
 
-
-_scratch = threading.local()
-
-
-def _bf16_scratch(rows: int, k_steps: int) -> np.ndarray:
-    """A per-thread buffer for x in bf16 tile order [M'/16, K'/32, 16, 32], grown, never shrunk."""
-    shape = (bf16.round_up(rows, bf16.BLOCK) // bf16.TILE_ROWS, k_steps, bf16.TILE_ROWS, bf16.TILE_K)
-    size = int(np.prod(shape))
-    buf = getattr(_scratch, "buf", None)
-    if buf is None or buf.size < size:
-        buf = _scratch.buf = np.empty(size, np.uint16)
-    return buf[:size].reshape(shape)

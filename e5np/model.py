@@ -14,11 +14,12 @@ from threadpoolctl import threadpool_limits
 from .batching import length_sorted_batches, pack, pack_padded
 from .config import BertConfig
 from .cpu import Precision, choose_precision
-from .encoder import Workspace, encode_packed, pool
+from .encoder import encode_packed, pool
 from .hub import resolve_model_folder
 from .progress import progress_bar
 from .tokenization import WordPieceTokenizer
 from .weights import load_weights
+from .workspace import Workspace
 
 log = logging.getLogger("e5np")
 

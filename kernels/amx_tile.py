@@ -15,10 +15,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-TILE_ROWS = 16        # rows of every tile
-TILE_K = 32           # bf16 elements per tile row of x (64 bytes)
-TILE_BYTES = 1024     # one 16 x 64-byte tile
-BLOCK = 2 * TILE_ROWS  # the micro-kernel's output block is BLOCK x BLOCK
+from .bf16 import TILE_BYTES, TILE_ROWS
 
 _i8, _i64, _void = ir.IntType(8), ir.IntType(64), ir.VoidType()
 _ptr = ir.IntType(8).as_pointer()

@@ -10,7 +10,11 @@ from numba import prange
 
 from .jit import kernel
 
-TILE_ROWS, TILE_K, BLOCK = 16, 32, 32  # must match amx_tile.py (which cannot be imported without AMX)
+# The tile geometry, shared with the AMX kernels (which import it from here: this module is safe anywhere)
+TILE_ROWS = 16               # rows of every tile
+TILE_K = 32                  # bf16 elements per tile row (64 bytes)
+TILE_BYTES = TILE_ROWS * 64  # one tile, contiguous
+BLOCK = 2 * TILE_ROWS        # the micro-kernel's output block is BLOCK x BLOCK
 
 
 def round_up(n: int, multiple: int) -> int:

@@ -12,7 +12,8 @@ import numba
 import numpy as np
 from numba import prange
 
-from .amx_tile import BLOCK, TILE_BYTES, TILE_ROWS, bf16_block_32x32, load_tile_config, release_tiles
+from .amx_tile import bf16_block_32x32, load_tile_config, release_tiles
+from .bf16 import BLOCK, TILE_BYTES, TILE_K, TILE_ROWS
 from .jit import kernel
 
 GROUP = 4  # 32-blocks per job side
@@ -24,7 +25,7 @@ def _tile_config():
     config = np.zeros(64, np.uint8)
     config[0] = 1
     for t in range(8):
-        config[16 + 2 * t] = 64
+        config[16 + 2 * t] = TILE_BYTES // TILE_ROWS  # bytes per row
         config[48 + t] = TILE_ROWS
     return config
 
@@ -34,7 +35,7 @@ def matmul_bf16_(out, x16, tiles):
     tiles is ``pack_weight_bf16(W)`` [N'/16, K'/32, 16, 32]. Only real rows and columns are written."""
     # the micro-kernel reads raw addresses: other dtypes or layouts would give wrong numbers, not an error
     for name, a in (("x16", x16), ("tiles", tiles)):
-        if a.dtype != np.uint16 or a.ndim != 4 or a.shape[2:] != (TILE_ROWS, 32) or not a.flags.c_contiguous:
+        if a.dtype != np.uint16 or a.ndim != 4 or a.shape[2:] != (TILE_ROWS, TILE_K) or not a.flags.c_contiguous:
             raise ValueError(f"matmul_bf16_: {name} must be C-contiguous uint16 tiles [.., .., 16, 32]")
     if out.dtype != np.float32:
         raise ValueError("matmul_bf16_: out must be float32")

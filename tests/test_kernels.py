@@ -118,6 +118,18 @@ def test_exp_shifted_within_two_ulp():
     assert (below >= 0).all() and (below < 2e-38).all()  # clamped: tiny, never garbage
 
 
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 80, 1024])
+def test_row_reductions(n):
+    from e5np.kernels.reductions import row_max, row_sum_f64, row_sum_sq_dev_f64
+
+    s = randn(n, scale=100)
+    assert row_max(s) == s.max()  # a max is exact in any order
+    exact = s.astype(np.float64)
+    assert abs(row_sum_f64(s) - exact.sum()) <= 1e-12 * np.abs(exact).sum()
+    mean = exact.mean()
+    assert abs(row_sum_sq_dev_f64(s, mean) - ((exact - mean) ** 2).sum()) <= 1e-12 * ((exact - mean) ** 2).sum()
+
+
 @pytest.mark.parametrize("n", [1, 2, 15, 16, 17, 100, 512])
 @pytest.mark.parametrize("spread", [0.0, 1.0, 30.0, 1e4])
 def test_softmax(n, spread):
