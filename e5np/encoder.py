@@ -9,7 +9,7 @@ import numpy as np
 
 from .batching import PackedBatch
 from .config import BertConfig
-from .kernels import add_bias_, attention_, bias_gelu_, bias_residual_layernorm_, embed_layernorm_, mean_pool_
+from .kernels import add_bias_, attention_, bias_residual_layernorm_, embed_layernorm_, mean_pool_
 from .weights import EmbeddingWeights, LayerWeights, Weights
 from .workspace import Workspace
 
@@ -23,7 +23,7 @@ def embed(batch: PackedBatch, w: EmbeddingWeights, eps: float, out: np.ndarray) 
 
 def encoder_layer_(x: np.ndarray, w: LayerWeights, batch: PackedBatch, c: BertConfig, ws: Workspace) -> None:
     """HF BertLayer, post-LayerNorm, in place on x [T, H]."""
-    T, H, I = x.shape[0], c.hidden_size, c.intermediate_size
+    T, H = x.shape[0], c.hidden_size
     qkv = w.qkv.matmul(x, ws.get("qkv", T, 3 * H), ws)                     # [T, H] -> [T, 3H]
     add_bias_(qkv, w.qkv.bias)                                             # q|k|v + bias
     ctx = ws.get("ctx", T, H)
@@ -31,8 +31,8 @@ def encoder_layer_(x: np.ndarray, w: LayerWeights, batch: PackedBatch, c: BertCo
     y = w.attn_out.matmul(ctx, ws.get("y", T, H), ws)                      # [T, H] -> [T, H]
     bias_residual_layernorm_(x, y, w.attn_out.bias, w.attn_norm.gamma, w.attn_norm.beta, c.layer_norm_eps)
     #                                                                        x = LN(y + b + x)
-    h = w.ffn_in.matmul(x, ws.get("ffn", T, I), ws)                        # [T, H] -> [T, I]
-    bias_gelu_(h, w.ffn_in.bias)                                           # h = gelu(h + b), erf form
+    h = w.ffn_in.matmul_gelu(x, ws)                                        # [T, H] -> [T, I]
+    #                                                                        h = gelu(x W^T + b), erf form
     y = w.ffn_out.matmul(h, y, ws)                                         # [T, I] -> [T, H]
     bias_residual_layernorm_(x, y, w.ffn_out.bias, w.ffn_norm.gamma, w.ffn_norm.beta, c.layer_norm_eps)
     #                                                                        x = LN(y + b + x)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels import bf16, gemm
+from .kernels import bf16, bias_gelu_, gemm
 from .workspace import Workspace
 
 GEMMS = ("numba", "blas", "amx-bf16")
@@ -39,18 +39,39 @@ class Linear:
         return cls(prepared, np.ascontiguousarray(bias, dtype=np.float32), weight.shape[0], gemm_name)
 
     def matmul(self, x: np.ndarray, out: np.ndarray, ws: Workspace) -> np.ndarray:
-        """out = x @ W^T (the bias is left to the fused epilogue that follows)."""
+        """out = x @ W^T (the bias is left to the fused epilogue that follows). x is float32 rows,
+        or, on the AMX path, bf16 tiles already (what ``matmul_gelu`` returns there)."""
         if self.gemm == "numba":
             gemm.matmul_packed_(out, x, self.weight)
         elif self.gemm == "amx-bf16":
             from .kernels import gemm_amx  # imported only once AMX is known to be usable
 
-            row_tiles, k_steps = bf16.round_up(x.shape[0], bf16.BLOCK) // bf16.TILE_ROWS, self.weight.shape[1]
-            x16 = ws.get(f"x in bf16 tiles, K/32 = {k_steps}", row_tiles, k_steps * bf16.TILE_ROWS * bf16.TILE_K,
-                         np.uint16).reshape(row_tiles, k_steps, bf16.TILE_ROWS, bf16.TILE_K)
-            bf16.round_to_bf16_tiles_(x16, np.ascontiguousarray(x).view(np.uint32))
-            gemm_amx.matmul_bf16_(out, x16, self.weight)
+            gemm_amx.matmul_bf16_(out, x if x.dtype == np.uint16 else self._bf16_tiles(x, ws), self.weight)
         else:
             gemm.matmul_blas(out, x, self.weight)
         return out
 
+    def matmul_gelu(self, x: np.ndarray, ws: Workspace) -> np.ndarray:
+        """gelu(x @ W^T + b), erf form, as the next Linear's input: float32 rows [T, N], or on the
+        AMX path bf16 tiles written by the GEMM's epilogue (no float32 [T, N], no rounding pass)."""
+        if self.gemm != "amx-bf16":
+            h = self.matmul(x, ws.get("ffn", x.shape[0], self.out_features), ws)
+            bias_gelu_(h, self.bias)
+            return h
+        from .kernels import gemm_amx
+
+        h16 = self._tiles_buffer("ffn in bf16 tiles", x.shape[0], self.weight.shape[0] // 2, ws)
+        gemm_amx.matmul_bf16_gelu_tiles_(h16, self._bf16_tiles(x, ws), self.weight, self.bias, x.shape[0])
+        return h16
+
+    def _bf16_tiles(self, x: np.ndarray, ws: Workspace) -> np.ndarray:
+        x16 = self._tiles_buffer(f"x in bf16 tiles, K/32 = {self.weight.shape[1]}", x.shape[0], self.weight.shape[1], ws)
+        bf16.round_to_bf16_tiles_(x16, np.ascontiguousarray(x).view(np.uint32))
+        return x16
+
+    @staticmethod
+    def _tiles_buffer(name: str, rows: int, k_steps: int, ws: Workspace) -> np.ndarray:
+        """A workspace buffer of bf16 tiles [rows'/16, k_steps, 16, 32], rows' = rows rounded up to 32."""
+        row_tiles = bf16.round_up(rows, bf16.BLOCK) // bf16.TILE_ROWS
+        return ws.get(name, row_tiles, k_steps * bf16.TILE_ROWS * bf16.TILE_K, np.uint16).reshape(
+            row_tiles, k_steps, bf16.TILE_ROWS, bf16.TILE_K)

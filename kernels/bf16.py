@@ -43,6 +43,12 @@ def pack_weight_bf16(w: np.ndarray) -> np.ndarray:
         padded.shape[0] // TILE_ROWS, padded.shape[1] // TILE_K, TILE_ROWS, TILE_K)
 
 
+@kernel
+def bf16_bits(u):
+    """The bf16 nearest to the float32 with bit pattern u (uint32), ties to even, as uint16 bits."""
+    return np.uint16((u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16))
+
+
 @kernel(parallel=True)
 def round_to_bf16_tiles_(out, x_bits):
     """out[M'/16, K'/32, 16, 32] (uint16; M', K' multiples of 32) = bf16 of the float32 bit patterns
@@ -56,8 +62,7 @@ def round_to_bf16_tiles_(out, x_bits):
                 for c in range(TILE_K):
                     j = s * TILE_K + c
                     if i < m and j < k:
-                        u = x_bits[i, j]
-                        out[t, s, r, c] = np.uint16((u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16))
+                        out[t, s, r, c] = bf16_bits(x_bits[i, j])
                     else:
                         out[t, s, r, c] = 0
 

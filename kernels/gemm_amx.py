@@ -13,10 +13,11 @@ import numpy as np
 from numba import prange
 
 from .amx_tile import bf16_block_32x32, load_tile_config, release_tiles
-from .bf16 import BLOCK, TILE_BYTES, TILE_K, TILE_ROWS
+from .bf16 import BLOCK, TILE_BYTES, TILE_K, TILE_ROWS, bf16_bits
+from .gelu import bias_gelu_f32_
 from .jit import kernel
 
-GROUP = 4  # 32-blocks per job side
+JOB_ROWS, JOB_COLS = 1, 16  # 32-blocks per job: one x block held while 16 weight panels stream past
 
 
 @kernel
@@ -30,16 +31,45 @@ def _tile_config():
     return config
 
 
+def _check_tiles(caller, **arrays):
+    # the micro-kernel reads raw addresses: other dtypes or layouts would give wrong numbers, not an error
+    for name, a in arrays.items():
+        if a.dtype != np.uint16 or a.ndim != 4 or a.shape[2:] != (TILE_ROWS, TILE_K) or not a.flags.c_contiguous:
+            raise ValueError(f"{caller}: {name} must be C-contiguous uint16 tiles [.., .., 16, 32]")
+
+
 def matmul_bf16_(out, x16, tiles):
     """out[M, N] = x @ W^T; x16 is x as ``round_to_bf16_tiles_`` writes it [M'/16, K'/32, 16, 32],
     tiles is ``pack_weight_bf16(W)`` [N'/16, K'/32, 16, 32]. Only real rows and columns are written."""
-    # the micro-kernel reads raw addresses: other dtypes or layouts would give wrong numbers, not an error
-    for name, a in (("x16", x16), ("tiles", tiles)):
-        if a.dtype != np.uint16 or a.ndim != 4 or a.shape[2:] != (TILE_ROWS, TILE_K) or not a.flags.c_contiguous:
-            raise ValueError(f"matmul_bf16_: {name} must be C-contiguous uint16 tiles [.., .., 16, 32]")
+    _check_tiles("matmul_bf16_", x16=x16, tiles=tiles)
     if out.dtype != np.float32:
         raise ValueError("matmul_bf16_: out must be float32")
     _matmul_bf16(out, x16, tiles, numba.get_num_threads())
+
+
+def matmul_bf16_gelu_tiles_(h16, x16, tiles, bias, m):
+    """h16 = gelu(x @ W^T + bias) in bf16 tiles [M'/16, N'/32, 16, 32], the next GEMM's input, written
+    from the accumulators with no float32 [M, N] in between. Bit for bit what ``matmul_bf16_``,
+    ``bias_gelu_f32_`` and ``round_to_bf16_tiles_`` give one after the other; rows from m on are zero."""
+    _check_tiles("matmul_bf16_gelu_tiles_", h16=h16, x16=x16, tiles=tiles)
+    if bias.dtype != np.float32 or h16.shape[1] * TILE_K != tiles.shape[0] * TILE_ROWS or bias.shape[0] > h16.shape[1] * TILE_K:
+        raise ValueError("matmul_bf16_gelu_tiles_: h16 or bias do not match the weight tiles")
+    padded_bias = np.zeros(h16.shape[1] * TILE_K, np.float32)  # so that every block reads 32 biases
+    padded_bias[:bias.shape[0]] = bias
+    _matmul_bf16_gelu_tiles(h16, x16, tiles, padded_bias, bias.shape[0], m, numba.get_num_threads())
+
+
+@kernel
+def _job_blocks(job, row_blocks, col_blocks):
+    """The 32-blocks of one job: rows [r0, r1) x columns [c0, c1). Neighbouring jobs share weight panels."""
+    row_groups = -(-row_blocks // JOB_ROWS)
+    cg, rg = job // row_groups, job % row_groups
+    return rg * JOB_ROWS, min(row_blocks, (rg + 1) * JOB_ROWS), cg * JOB_COLS, min(col_blocks, (cg + 1) * JOB_COLS)
+
+
+@kernel
+def _jobs(row_blocks, col_blocks):
+    return -(-row_blocks // JOB_ROWS) * -(-col_blocks // JOB_COLS)
 
 
 @kernel(parallel=True)
@@ -51,18 +81,16 @@ def _matmul_bf16(out, x16, tiles, threads):  # threads as an argument: get_num_t
     if x16.shape[0] % 2 or x16.shape[0] * TILE_ROWS < m or tiles.shape[1] != k_steps or tiles.shape[0] * TILE_ROWS < n:
         raise ValueError("matmul_bf16_: x16 or tiles do not match out (use round_to_bf16_tiles_ and pack_weight_bf16)")
     row_blocks, col_blocks = -(-m // BLOCK), tiles.shape[0] // 2
-    row_groups, col_groups = -(-row_blocks // GROUP), -(-col_blocks // GROUP)
-    jobs = row_groups * col_groups
     config = _tile_config()
     c_stride, out_stride, panel_bytes = BLOCK * 4, out.strides[0], k_steps * TILE_BYTES
     for t in prange(threads):
         load_tile_config(config.ctypes.data)
         c = np.empty((BLOCK, BLOCK), np.float32)
-        for job in range(t, jobs, threads):
-            cg, rg = job // row_groups, job % row_groups  # neighbouring jobs share weight panels
-            for cb in range(cg * GROUP, min(col_blocks, (cg + 1) * GROUP)):
-                w = tiles[2 * cb].ctypes.data
-                for rb in range(rg * GROUP, min(row_blocks, (rg + 1) * GROUP)):
+        for job in range(t, _jobs(row_blocks, col_blocks), threads):
+            r0, r1, c0, c1 = _job_blocks(job, row_blocks, col_blocks)
+            for rb in range(r0, r1):
+                for cb in range(c0, c1):
+                    w = tiles[2 * cb].ctypes.data
                     rows, cols = min(BLOCK, m - rb * BLOCK), min(BLOCK, n - cb * BLOCK)
                     if rows == BLOCK and cols == BLOCK:  # tiles stored straight into out
                         bf16_block_32x32(x16[2 * rb].ctypes.data, panel_bytes, w, panel_bytes, k_steps,
@@ -70,4 +98,38 @@ def _matmul_bf16(out, x16, tiles, threads):  # threads as an argument: get_num_t
                     else:  # an edge block: through c, so padding rows and columns never reach out
                         bf16_block_32x32(x16[2 * rb].ctypes.data, panel_bytes, w, panel_bytes, k_steps, c.ctypes.data, c_stride)
                         out[rb * BLOCK:rb * BLOCK + rows, cb * BLOCK:cb * BLOCK + cols] = c[:rows, :cols]
+        release_tiles()
+
+
+@kernel(parallel=True)
+def _matmul_bf16_gelu_tiles(h16, x16, tiles, bias, n, m, threads):
+    k_steps = x16.shape[1]
+    if x16.shape[0] % 2 or x16.shape[0] * TILE_ROWS < m or tiles.shape[1] != k_steps or h16.shape[0] != x16.shape[0]:
+        raise ValueError("matmul_bf16_gelu_tiles_: x16, tiles and h16 do not match")
+    row_blocks, col_blocks = -(-m // BLOCK), tiles.shape[0] // 2
+    config = _tile_config()
+    panel_bytes = k_steps * TILE_BYTES
+    for t in prange(threads):
+        load_tile_config(config.ctypes.data)
+        c = np.empty((BLOCK, BLOCK), np.float32)
+        c_bits = c.view(np.uint32)
+        scaled, powers = np.empty((BLOCK, BLOCK), np.float32), np.empty((BLOCK, BLOCK), np.int32)
+        for job in range(t, _jobs(row_blocks, col_blocks), threads):
+            r0, r1, c0, c1 = _job_blocks(job, row_blocks, col_blocks)
+            for rb in range(r0, r1):
+                for cb in range(c0, c1):
+                    w = tiles[2 * cb].ctypes.data
+                    cols = min(BLOCK, n - cb * BLOCK)
+                    bf16_block_32x32(x16[2 * rb].ctypes.data, panel_bytes, w, panel_bytes, k_steps, c.ctypes.data, BLOCK * 4)
+                    # the whole block, padding included (contiguous, so it vectorizes); padding is zeroed below
+                    bias_gelu_f32_(c, bias[cb * BLOCK:(cb + 1) * BLOCK], scaled, powers)
+                    rows = min(BLOCK, m - rb * BLOCK)
+                    for r in range(BLOCK):  # row r of the block is row r % 16 of tile (2 rb + r // 16, cb)
+                        tile_row = h16[2 * rb + r // TILE_ROWS, cb, r % TILE_ROWS]
+                        if r < rows:
+                            for j in range(BLOCK):
+                                tile_row[j] = bf16_bits(c_bits[r, j])
+                            tile_row[cols:] = 0
+                        else:
+                            tile_row[:] = 0
         release_tiles()
