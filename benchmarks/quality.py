@@ -2,6 +2,7 @@
 
   python benchmarks/quality.py [--model FOLDER] [--data ../shared/data]
   python benchmarks/quality.py --systems "sentence-transformers bf16" --update   # add one system's scores
+  python benchmarks/quality.py --systems "e5np bf16" --cosine-systems e5np-bf16 --update   # and its cosines
 
 STS-B test (cosine Spearman) and BEIR SciFact (nDCG@10) on all-MiniLM-L6-v2 (no prefix,
 max length 256, documents as title + " " + text), the settings of MTEB's published figures.
@@ -27,6 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+import make_fixtures  # noqa: E402
 from e5np import E5Model  # noqa: E402
 from e5np.evaluate import NO_PREFIXES, evaluate_retrieval, evaluate_sts, read_qrels, read_sts  # noqa: E402
 from e5np.metrics import retrieval_metrics  # noqa: E402
@@ -73,6 +75,7 @@ SYSTEMS = {"e5np": e5np_scores, "e5np bf16": lambda folder, data: e5np_scores(fo
            "sentence-transformers bf16": lambda folder, data: sentence_transformers_scores(folder, data, bf16=True)}
 # reduced-precision systems, compared with e5np fp32 text by text (peers as in benchmarks/peers.py)
 COSINE_SYSTEMS = ["e5np-bf16", "transformers-bf16-sorted", "onnxruntime-int8-sorted"]
+FIXTURES = {"all-MiniLM-L6-v2": make_fixtures.minilm, "e5-large-random": make_fixtures.e5_large_random}
 
 
 def sts_sentences(data: Path) -> list[str]:
@@ -85,22 +88,21 @@ def embed_with(system: str, folder: Path, data: Path, out: Path) -> None:
     np.save(out, load_system(system, str(folder))(sts_sentences(data)))
 
 
-def cosines_to_fp32(folder: Path, data: Path) -> dict:
+def cosines_to_fp32(folder: Path, data: Path, systems: list[str]) -> dict:
     """Per-text cosine of each reduced-precision system to e5np fp32 on the STS-B test sentences."""
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for system in ["e5np", *COSINE_SYSTEMS]:
+        for system in ["e5np", *systems]:
             subprocess.run([sys.executable, __file__, "--embed", system, "--model", str(folder), "--data", str(data),
                             "--out", f"{tmp}/{system}.npy"], capture_output=True, text=True, check=True)
         reference = np.load(f"{tmp}/e5np.npy").astype(np.float64)
-        for system in COSINE_SYSTEMS:
+        for system in systems:
             cosine = (np.load(f"{tmp}/{system}.npy").astype(np.float64) * reference).sum(1)
             result[system] = {"min": float(cosine.min()), "mean": float(cosine.mean()), "texts": len(cosine)}
     return result
 
 
 def main():
-    import make_fixtures
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", type=Path, default=None, help="default: the all-MiniLM-L6-v2 fixture")
@@ -111,6 +113,8 @@ def main():
                         help="systems to score (default: all)")
     parser.add_argument("--update", action="store_true",
                         help="merge these systems' scores into the existing quality.json instead of starting anew")
+    parser.add_argument("--cosine-systems", nargs="*", choices=COSINE_SYSTEMS, default=None,
+                        help="reduced-precision systems to compare with fp32 text by text (default: all; none with --update)")
     parser.add_argument("--system", choices=sorted(SYSTEMS), help=argparse.SUPPRESS)  # one system, in this process
     parser.add_argument("--embed", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -135,13 +139,15 @@ def main():
         report["scores"] = {**report["scores"], **results}
         report["seconds"] = {**report["seconds"], **seconds}
         report["scores"]["published (MTEB)"] = report["scores"].pop("published (MTEB)")  # last row
-        report["updated"] = time.strftime("%Y-%m-%d") + ": " + ", ".join(results)
+        for model in args.cosines_on if args.cosine_systems else []:  # measured anew, merged
+            report["cosine_to_e5np_fp32"][model].update(cosines_to_fp32(FIXTURES[model](), args.data, args.cosine_systems))
+        report["updated"] = time.strftime("%Y-%m-%d") + ": " + ", ".join([*results, *(f"{s} cosines" for s in args.cosine_systems or [])])
         (RESULTS / "quality.json").write_text(json.dumps(report, indent=2))
         print(write_table(report))
         return
     results["published (MTEB)"] = PUBLISHED
-    fixtures = {"all-MiniLM-L6-v2": make_fixtures.minilm, "e5-large-random": make_fixtures.e5_large_random}
-    cosines = {name: cosines_to_fp32(fixtures[name](), args.data) for name in args.cosines_on}
+    cosine_systems = COSINE_SYSTEMS if args.cosine_systems is None else args.cosine_systems
+    cosines = {name: cosines_to_fp32(FIXTURES[name](), args.data, cosine_systems) for name in args.cosines_on}
     report = {"date": time.strftime("%Y-%m-%d"), "model": str(folder), "scores": results, "seconds": seconds,
               "cosine_to_e5np_fp32": cosines}
     (RESULTS / "quality.json").write_text(json.dumps(report, indent=2))

@@ -135,6 +135,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=["e5-large-random", "all-MiniLM-L6-v2"])
     parser.add_argument("--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS)
+    parser.add_argument("--name", default="speed", help="results/<name>.json, .md and .png (a partial run: another name)")
     args = parser.parse_args()
     if args.worker:
         workloads = [w for w in args.workloads.split(",") if w]
@@ -169,10 +170,10 @@ def main():
             entry["cold_start_s"]["e5np (empty Numba cache)"] = time.time() - t
         entry["weights_mb"] = (folder / "model.safetensors").stat().st_size / 1e6
     out = HERE / "results"
-    (out / "speed.json").write_text(json.dumps(report, indent=1))
-    (out / "speed.md").write_text(table(report))
+    (out / f"{args.name}.json").write_text(json.dumps(report, indent=1))
+    (out / f"{args.name}.md").write_text(table(report))
     print(table(report))
-    chart(report, out / "speed.png")
+    chart(report, out / f"{args.name}.png")
 
 
 def versions() -> dict:
