@@ -24,13 +24,21 @@ from .softmax import softmax_
 @kernel
 def _head_panels(qkv, start, n, k0, v0, d):
     """The head's K as panels [keys/32, d, 32] (columns of K^T) and V as panels [d/32, keys, 32],
-    zero-padded."""
-    keys = np.zeros((-(-n // NR), d, NR), np.float32)
-    values = np.zeros((-(-d // NR), n, NR), np.float32)
+    zero-padded. Loops ordered so that V's copy runs along contiguous rows and K's transpose
+    reads each key's row once."""
+    keys = np.empty((-(-n // NR), d, NR), np.float32)
+    values = np.empty((-(-d // NR), n, NR), np.float32)
+    keys[-1, :, n - (keys.shape[0] - 1) * NR:] = 0.0
+    values[-1, :, d - (values.shape[0] - 1) * NR:] = 0.0
     for j in range(n):
+        panel, column = keys[j // NR], j % NR
         for c in range(d):
-            keys[j // NR, c, j % NR] = qkv[start + j, k0 + c]
-            values[c // NR, j, c % NR] = qkv[start + j, v0 + c]
+            panel[c, column] = qkv[start + j, k0 + c]
+    for p in range(values.shape[0]):
+        width = min(NR, d - p * NR)
+        for j in range(n):
+            for c in range(width):
+                values[p, j, c] = qkv[start + j, v0 + p * NR + c]
     return keys, values
 
 
