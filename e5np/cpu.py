@@ -76,7 +76,7 @@ def choose_precision(requested: str, flags: frozenset[str] | None = None,
     elif missing:
         problem = f"this CPU lacks {', '.join(missing)}"
         if "avx512_bf16" in flags:
-            problem += " (it has AVX512-BF16, which e5np has no kernel for yet)"
+            problem += " (it has AVX512-BF16, but a vdpbf16ps GEMM measured slower than the fp32 one)"
     elif not llvm_ok():
         problem = "LLVM does not target AMX on this host"
     elif not permission():
