@@ -83,7 +83,9 @@ def bf16_block_32x32(typingctx, x_addr, x_panel_stride, w_addr, w_panel_stride, 
         k = builder.phi(_i64)
         offset = builder.mul(k, ir.Constant(_i64, TILE_BYTES))
         ahead = builder.add(offset, ir.Constant(_i64, 2 * TILE_BYTES))  # two k steps ahead
-        for base in (x_i, x_lower, w_i, w_right):  # +10 to 20% measured: the next tiles come from L2
+        # the weight tiles two steps ahead: they stream past while the x block is reused from cache
+        # (prefetching both measured 10 to 20% faster than neither, the weights alone 1 to 5% more)
+        for base in (w_i, w_right):
             for line in range(0, TILE_BYTES, 64):
                 builder.call(prefetch, [address(base, builder.add(ahead, ir.Constant(_i64, line))), read, keep, data])
         row_bytes = ir.Constant(_i64, 64)
