@@ -1,7 +1,11 @@
 """The one place that sets Numba compile flags for every e5np kernel.
 
 - ``cache=True``: the second process loads machine code from disk instead of compiling
-  (kernels are plain top-level functions: cached closures are unsafe, see the notes).
+  (kernels are plain top-level functions: cached closures are unsafe, see the notes). Numba keys
+  a cached kernel by its own source file only, so a kernel that inlines an intrinsic from another
+  file (the GEMM tiles, the AMX block) would keep running stale machine code after that file
+  changed, an upgrade included. The cache therefore lives in a folder named by a hash of every
+  kernel source: ``CACHE_DIR`` (under ``$NUMBA_CACHE_DIR`` if set, else ~/.cache/e5np/numba).
 - ``fastmath={"contract"}``: LLVM may fuse ``a * b + c`` into one FMA, which is exact per
   element and the same on every call. Nothing else (no reassociation): every sum runs in
   the order it is written, so results are reproducible bit for bit.
@@ -10,7 +14,12 @@
   vectorizing it (a rational erf ran 10x slower).
 """
 
+import hashlib
+import os
+from pathlib import Path
+
 import numba
+from numba.core import config
 
 FASTMATH = frozenset({"contract"})
 # For a float64 sum over one row of float32 values: LLVM may split it into vector lanes. The
@@ -19,8 +28,31 @@ FASTMATH = frozenset({"contract"})
 ROW_REDUCTION = frozenset({"contract", "reassoc"})
 
 
+def source_digest(paths) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _cache_dir() -> str:
+    base = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "e5np", "numba")
+    return os.path.join(base, source_digest(Path(__file__).parent.glob("*.py")))
+
+
+CACHE_DIR = _cache_dir()
+
+
 def kernel(fn=None, *, parallel=False, row_reduction=False):
-    """``@kernel`` / ``@kernel(parallel=True)``: njit with the project's flags."""
+    """``@kernel`` / ``@kernel(parallel=True)``: njit with the project's flags, cached in CACHE_DIR."""
     flags = set(ROW_REDUCTION if row_reduction else FASTMATH)
-    jit = numba.njit(cache=True, nogil=True, fastmath=flags, parallel=parallel, error_model="numpy")
-    return jit if fn is None else jit(fn)
+
+    def decorate(f):
+        saved, config.CACHE_DIR = config.CACHE_DIR, CACHE_DIR  # read once, when the cache is set up
+        try:
+            return numba.njit(cache=True, nogil=True, fastmath=flags, parallel=parallel, error_model="numpy")(f)
+        finally:
+            config.CACHE_DIR = saved
+
+    return decorate if fn is None else decorate(fn)

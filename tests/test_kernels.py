@@ -191,3 +191,20 @@ def test_mean_pool(lengths, normalize):
     assert_close(out, ref.mean_pool(x, starts, normalize), tol.ELEMENTWISE_ATOL, tol.ELEMENTWISE_RTOL, "mean_pool_")
     if 0 in lengths:
         assert not out[lengths.index(0)].any(), "an empty sequence pools to zeros, as sentence-transformers' clamp does"
+
+
+def test_kernel_cache_is_keyed_by_every_kernel_source(tmp_path):
+    """Numba keys a cached kernel by its own file; kernels inline intrinsics from other files, so
+    e5np's cache folder is named by a hash of all of them (a change anywhere compiles anew)."""
+    from pathlib import Path
+
+    from e5np.kernels import gemm, jit
+
+    files = [tmp_path / "tile.py", tmp_path / "gemm.py"]
+    for path in files:
+        path.write_text("x = 1\n")
+    before = jit.source_digest(files)
+    files[0].write_text("x = 2\n")
+    assert jit.source_digest(files) != before
+    assert jit.CACHE_DIR.endswith(jit.source_digest(Path(jit.__file__).parent.glob("*.py")))
+    assert gemm.matmul_packed_._cache._cache_path.startswith(jit.CACHE_DIR)
