@@ -69,4 +69,3 @@ def add_bias_(y, bias):
         row = y[t]
         for c in range(row.shape[0]):
             row[c] += bias[c]
-
