@@ -1,7 +1,7 @@
 """The bf16 path's GELU: float32 arithmetic on explicit 16-lane vectors, written in LLVM IR.
 
 Its result is rounded to bf16 (8 significant bits) next, so float32 evaluation (relative error
-about 1e-6 for x >= -5, tested against float64) moves a bf16 value by one step only when it lies
+below 2e-6 for x >= -5, tested against float64) moves a bf16 value by one step only when it lies
 within that error of a rounding tie (3 of 491,520 values in a test). The math is ``gelu.py``'s:
 gelu(x) = 0.5 x erfc(-x / sqrt(2)), erfc from Numerical Recipes' ``erfcc`` fit, e^y as 2^n e^r.
 Written as <16 x float> IR (like ``gemm_tile.py``) because Numba's loop vectorizer stops at 8
