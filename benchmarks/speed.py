@@ -111,19 +111,35 @@ else:  # e5np-amx: the bf16 GEMM alone, activations already in bf16 tiles (as to
     print(med(lambda: matmul_bf16_(out, x16, tiles)))
 """
 GEMM_SHAPES = {"fp32": [(2048, 1024, 4096)], "bf16": [(2048, 1024, 4096), (2048, 4096, 1024)]}
+GEMM_SYSTEMS = {"fp32": ("numpy", "torch", "e5np"), "bf16": ("torch-bf16", "e5np-amx")}
 
 
-def gemm_rates(rounds=7) -> dict:
-    """GFLOP/s of each GEMM alone, each in its own process: fp32 (NumPy's BLAS, torch, e5np) and
-    bf16 (torch, e5np on AMX) on e5-large's FFN shapes, M x K x N."""
+def gemm_rates(rounds=5, reps=7) -> dict:
+    """GFLOP/s of each GEMM alone on e5-large's FFN shapes (M x K x N): fp32 (NumPy's BLAS, torch,
+    e5np) and bf16 (torch, e5np on AMX). Each measurement is its own process (median of ``reps``
+    products); the systems of a shape take turns, ``rounds`` times, so that each round compares
+    them at nearly the same moment: the machine's speed drifts by more than their difference."""
     rates = {}
-    for precision, systems in (("fp32", ("numpy", "torch", "e5np")), ("bf16", ("torch-bf16", "e5np-amx"))):
+    for precision, systems in GEMM_SYSTEMS.items():
         for m, k, n in GEMM_SHAPES[precision]:
-            shape = f"{m}x{k}x{n}"
-            rates[f"{precision} {shape}"] = {which: float(subprocess.run(
-                [sys.executable, "-c", GEMM_CODE, str(m), str(k), str(n), which, str(rounds)],
-                capture_output=True, text=True, check=True).stdout) for which in systems}
+            per_round = {which: [] for which in systems}
+            for r in range(rounds):
+                for which in systems[r % len(systems):] + systems[:r % len(systems)]:
+                    per_round[which].append(float(subprocess.run(
+                        [sys.executable, "-c", GEMM_CODE, str(m), str(k), str(n), which, str(reps)],
+                        capture_output=True, text=True, check=True).stdout))
+            rates[f"{precision} {m}x{k}x{n}"] = per_round
     return rates
+
+
+def gemm_summary(per_round: dict) -> str:
+    """Median GFLOP/s of each system, and e5np's per-round ratio to each peer (median [min..max])."""
+    mine = next(s for s in per_round if s.startswith("e5np"))
+    parts = [f"{s} {np.median(v):.0f}" for s, v in per_round.items()]
+    for peer in (s for s in per_round if s != mine):
+        ratios = np.array(per_round[mine]) / np.array(per_round[peer])
+        parts.append(f"{mine} / {peer} {np.median(ratios):.2f} [{ratios.min():.2f}..{ratios.max():.2f}]")
+    return ", ".join(parts)
 
 
 def main():
@@ -133,7 +149,8 @@ def main():
     parser.add_argument("--workloads", default="passages,queries,long")
     parser.add_argument("--started", type=float)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--models", nargs="+", default=["e5-large-random", "all-MiniLM-L6-v2"])
+    parser.add_argument("--models", nargs="*", default=["e5-large-random", "all-MiniLM-L6-v2"],
+                        help="none: the GEMM probes only")
     parser.add_argument("--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS)
     parser.add_argument("--name", default="speed", help="results/<name>.json, .md and .png (a partial run: another name)")
     args = parser.parse_args()
@@ -146,7 +163,8 @@ def main():
     folders = {"e5-large-random": make_fixtures.e5_large_random(), "all-MiniLM-L6-v2": make_fixtures.minilm()}
     report = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
               "versions": versions(), "gemm_gflops": gemm_rates(), "models": {}}
-    print("GEMM GFLOP/s", report["gemm_gflops"], flush=True)
+    for shape, per_round in report["gemm_gflops"].items():
+        print(f"GEMM {shape}: {gemm_summary(per_round)}", flush=True)
     workloads = ["passages", "queries", "long"]
     for model in args.models:
         folder = folders[model]
@@ -173,7 +191,8 @@ def main():
     (out / f"{args.name}.json").write_text(json.dumps(report, indent=1))
     (out / f"{args.name}.md").write_text(table(report))
     print(table(report))
-    chart(report, out / f"{args.name}.png")
+    if report["models"]:
+        chart(report, out / f"{args.name}.png")
 
 
 def versions() -> dict:
@@ -189,9 +208,9 @@ def summarize(entry, system, workload):
 
 
 def table(report) -> str:
-    lines = [f"Measured {report['date']} on {report['machine']}. GEMM alone, GFLOP/s (M x K x N):"]
-    lines += [f"{shape}: " + ", ".join(f"{k} {v:.0f}" for k, v in rates.items()) + ";"
-              for shape, rates in report["gemm_gflops"].items()]
+    lines = [f"Measured {report['date']} on {report['machine']}. GEMM alone, GFLOP/s (M x K x N), medians of "
+             f"{len(next(iter(next(iter(report['gemm_gflops'].values())).values())))} rounds, each system in its own process, in turns:"]
+    lines += [f"{shape}: {gemm_summary(per_round)};" for shape, per_round in report["gemm_gflops"].items()]
     lines += [""]
     for model, entry in report["models"].items():
         systems = list(dict.fromkeys(r["system"] for r in entry["runs"]))

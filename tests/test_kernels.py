@@ -106,24 +106,26 @@ def test_gemm_rows_do_not_depend_on_the_batch():
         assert np.array_equal(part, full[lo:hi]), f"rows {lo}:{hi} differ from the same rows in a batch of 37"
 
 
-def test_exp_shifted_within_two_ulp():
-    x = np.linspace(-87, 0, 200_001).astype(np.float32)
-    out = x.copy()
-    kernels.exp_shifted_(out, np.float32(0), np.empty(len(x), np.int32))
+def test_exp_scores_within_two_ulp():
+    x = np.linspace(-87, 0, 200_001).astype(np.float32)  # max 0: the kernel's exponent is x itself
+    out = np.zeros(200_016, np.float32)
+    out[:len(x)] = x
+    total = kernels.exp_scores_(out, len(x), np.float32(1))
     exact = np.exp(x.astype(np.float64))
-    rel = np.abs(out - exact) / exact
+    rel = np.abs(out[:len(x)] - exact) / exact
     assert rel.max() <= tol.EXP_REL, f"max relative error {rel.max():.3g} at x = {x[rel.argmax()]}"
-    below = np.array([-88.0, -200.0, -np.inf], np.float32)
-    kernels.exp_shifted_(below, np.float32(0), np.empty(3, np.int32))
-    assert (below >= 0).all() and (below < 2e-38).all()  # clamped: tiny, never garbage
+    assert abs(total - out[:len(x)].astype(np.float64).sum()) <= 1e-12 * total
+    below = np.zeros(16, np.float32)
+    below[:4] = [0.0, -88.0, -200.0, -np.inf]
+    kernels.exp_scores_(below, 4, np.float32(1))
+    assert (below[1:4] >= 0).all() and (below[1:4] < 2e-38).all()  # clamped: tiny, never garbage
 
 
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 80, 1024])
 def test_row_reductions(n):
-    from e5np.kernels.reductions import row_max, row_sum_f64, row_sum_sq_dev_f64
+    from e5np.kernels.reductions import row_sum_f64, row_sum_sq_dev_f64
 
     s = randn(n, scale=100)
-    assert row_max(s) == s.max()  # a max is exact in any order
     exact = s.astype(np.float64)
     assert abs(row_sum_f64(s) - exact.sum()) <= 1e-12 * np.abs(exact).sum()
     mean = exact.mean()
@@ -132,13 +134,25 @@ def test_row_reductions(n):
 
 @pytest.mark.parametrize("n", [1, 2, 15, 16, 17, 100, 512])
 @pytest.mark.parametrize("spread", [0.0, 1.0, 30.0, 1e4])
-def test_softmax(n, spread):
+def test_exp_scores_give_softmax(n, spread):
+    """exp(s * scale - max) over the first n lanes of a buffer padded to 16, divided by the returned
+    sum, is softmax(s * scale); the padding is untouched."""
     s = randn(n, scale=spread) if spread else np.full(n, 3.0, np.float32)
-    expected = ref.softmax(s)
-    out = s.copy()
-    kernels.softmax_(out, np.empty(n, np.int32))
-    assert_close(out, expected, 1e-12, tol.ELEMENTWISE_RTOL, f"softmax_ n={n} spread={spread}")
-    assert abs(out.astype(np.float64).sum() - 1) < 1e-6
+    scale = np.float32(1 / np.sqrt(48))
+    expected = ref.softmax(s * scale)  # float32 product first, as HF scales the scores
+    out = np.full(-(-n // 16) * 16, 7.5, np.float32)
+    out[:n] = s
+    total = kernels.exp_scores_(out, n, scale)
+    assert out[:n].max() == 1.0, "the largest score's exponential is exp(0)"
+    assert_close((out[:n] / total).astype(np.float32), expected, 1e-12, tol.ELEMENTWISE_RTOL, f"n={n} spread={spread}")
+    assert (out[n:] == 7.5).all(), "lanes past n were written"
+
+
+def test_exp_scores_refuse_a_row_without_room():
+    with pytest.raises(ValueError, match="rounded up to 16"):
+        kernels.exp_scores_(np.zeros(17, np.float32), 17, np.float32(1))
+    with pytest.raises(ValueError, match="rounded up to 16"):
+        kernels.exp_scores_(np.zeros(64, np.float32)[::2], 17, np.float32(1))
 
 
 def test_gemm_refuses_strided_inputs():
