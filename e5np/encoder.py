@@ -10,7 +10,9 @@ import numpy as np
 from .batching import PackedBatch
 from .config import BertConfig
 from .kernels import add_bias_, attention_, bias_residual_layernorm_, embed_layernorm_, mean_pool_
-from .weights import EmbeddingWeights, LayerWeights, Weights
+from .kernels.layernorm import bias_residual_layernorm_bf16_
+from .linear import Linear
+from .weights import EmbeddingWeights, Norm, LayerWeights, Weights
 from .workspace import Workspace
 
 
@@ -21,21 +23,33 @@ def embed(batch: PackedBatch, w: EmbeddingWeights, eps: float, out: np.ndarray) 
     return out
 
 
-def encoder_layer_(x: np.ndarray, w: LayerWeights, batch: PackedBatch, c: BertConfig, ws: Workspace) -> None:
-    """HF BertLayer, post-LayerNorm, in place on x [T, H]."""
-    T, H = x.shape[0], c.hidden_size
-    qkv = w.qkv.matmul(x, ws.get("qkv", T, 3 * H), ws)                     # [T, H] -> [T, 3H]
+def add_norm_(x: np.ndarray, y: np.ndarray, bias: np.ndarray, norm: Norm, eps: float,
+              feeds: Linear | None, ws: Workspace) -> np.ndarray:
+    """x = LayerNorm(y + bias + x) in place; returns the input of ``feeds``, the Linear that reads x
+    next: x itself, or on the AMX path x rounded into its bf16 tiles in the same pass."""
+    if feeds is None or not feeds.reads_tiles:
+        bias_residual_layernorm_(x, y, bias, norm.gamma, norm.beta, eps)
+        return x
+    x16 = feeds.input_tiles(x.shape[0], ws)
+    bias_residual_layernorm_bf16_(x, x16, y, bias, norm.gamma, norm.beta, eps)
+    return x16
+
+
+def encoder_layer_(x: np.ndarray, x_in: np.ndarray, w: LayerWeights, batch: PackedBatch, c: BertConfig,
+                   ws: Workspace, next_qkv: Linear | None) -> np.ndarray:
+    """HF BertLayer, post-LayerNorm, in place on x [T, H]. ``x_in`` is x as the QKV projection
+    reads it (x, or its bf16 tiles); returns the same for ``next_qkv``, the next layer's."""
+    T, H, eps = x.shape[0], c.hidden_size, c.layer_norm_eps
+    qkv = w.qkv.matmul(x_in, ws.get("qkv", T, 3 * H), ws)                  # [T, H] -> [T, 3H]
     add_bias_(qkv, w.qkv.bias)                                             # q|k|v + bias
     ctx = ws.get("ctx", T, H)
     attention_(ctx, qkv, batch.seq_starts, c.num_attention_heads)          # [T, 3H] -> [T, H], per sequence
     y = w.attn_out.matmul(ctx, ws.get("y", T, H), ws)                      # [T, H] -> [T, H]
-    bias_residual_layernorm_(x, y, w.attn_out.bias, w.attn_norm.gamma, w.attn_norm.beta, c.layer_norm_eps)
-    #                                                                        x = LN(y + b + x)
-    h = w.ffn_in.matmul_gelu(x, ws)                                        # [T, H] -> [T, I]
+    x_in = add_norm_(x, y, w.attn_out.bias, w.attn_norm, eps, w.ffn_in, ws)  # x = LN(y + b + x)
+    h = w.ffn_in.matmul_gelu(x_in, T, ws)                                  # [T, H] -> [T, I]
     #                                                                        h = gelu(x W^T + b), erf form
     y = w.ffn_out.matmul(h, y, ws)                                         # [T, I] -> [T, H]
-    bias_residual_layernorm_(x, y, w.ffn_out.bias, w.ffn_norm.gamma, w.ffn_norm.beta, c.layer_norm_eps)
-    #                                                                        x = LN(y + b + x)
+    return add_norm_(x, y, w.ffn_out.bias, w.ffn_norm, eps, next_qkv, ws)  # x = LN(y + b + x)
 
 
 def encode_packed(batch: PackedBatch, weights: Weights, c: BertConfig, ws: Workspace,
@@ -45,8 +59,9 @@ def encode_packed(batch: PackedBatch, weights: Weights, c: BertConfig, ws: Works
     x = embed(batch, weights.embeddings, c.layer_norm_eps, ws.get("x", batch.num_tokens, c.hidden_size))
     if hidden_states is not None:
         hidden_states.append(x.copy())
-    for layer in weights.layers:
-        encoder_layer_(x, layer, batch, c, ws)
+    x_in, layers = x, weights.layers
+    for i, layer in enumerate(layers):
+        x_in = encoder_layer_(x, x_in, layer, batch, c, ws, layers[i + 1].qkv if i + 1 < len(layers) else None)
         if hidden_states is not None:
             hidden_states.append(x.copy())
     return x

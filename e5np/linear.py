@@ -40,7 +40,7 @@ class Linear:
 
     def matmul(self, x: np.ndarray, out: np.ndarray, ws: Workspace) -> np.ndarray:
         """out = x @ W^T (the bias is left to the fused epilogue that follows). x is float32 rows,
-        or, on the AMX path, bf16 tiles already (what ``matmul_gelu`` returns there)."""
+        or, on the AMX path, bf16 tiles already (written by the epilogue before: GELU, LayerNorm)."""
         if self.gemm == "numba":
             gemm.matmul_packed_(out, x, self.weight)
         elif self.gemm == "amx-bf16":
@@ -51,21 +51,32 @@ class Linear:
             gemm.matmul_blas(out, x, self.weight)
         return out
 
-    def matmul_gelu(self, x: np.ndarray, ws: Workspace) -> np.ndarray:
+    def matmul_gelu(self, x: np.ndarray, rows: int, ws: Workspace) -> np.ndarray:
         """gelu(x @ W^T + b), erf form, as the next Linear's input: float32 rows [T, N], or on the
-        AMX path bf16 tiles written by the GEMM's epilogue (no float32 [T, N], no rounding pass)."""
+        AMX path bf16 tiles written by the GEMM's epilogue (no float32 [T, N], no rounding pass).
+        x as ``matmul`` takes it; ``rows`` = T (tiles are padded)."""
         if self.gemm != "amx-bf16":
-            h = self.matmul(x, ws.get("ffn", x.shape[0], self.out_features), ws)
+            h = self.matmul(x, ws.get("ffn", rows, self.out_features), ws)
             bias_gelu_(h, self.bias)
             return h
         from .kernels import gemm_amx
 
-        h16 = self._tiles_buffer("ffn in bf16 tiles", x.shape[0], self.weight.shape[0] // 2, ws)
-        gemm_amx.matmul_bf16_gelu_tiles_(h16, self._bf16_tiles(x, ws), self.weight, self.bias, x.shape[0])
+        h16 = self._tiles_buffer("ffn in bf16 tiles", rows, self.weight.shape[0] // 2, ws)
+        x16 = x if x.dtype == np.uint16 else self._bf16_tiles(x, ws)
+        gemm_amx.matmul_bf16_gelu_tiles_(h16, x16, self.weight, self.bias, rows)
         return h16
 
+    @property
+    def reads_tiles(self) -> bool:
+        """Whether ``matmul`` reads bf16 tiles (and would round float32 rows into them first)."""
+        return self.gemm == "amx-bf16"
+
+    def input_tiles(self, rows: int, ws: Workspace) -> np.ndarray:
+        """The workspace buffer of bf16 tiles this Linear reads, for ``rows`` input rows."""
+        return self._tiles_buffer(f"x in bf16 tiles, K/32 = {self.weight.shape[1]}", rows, self.weight.shape[1], ws)
+
     def _bf16_tiles(self, x: np.ndarray, ws: Workspace) -> np.ndarray:
-        x16 = self._tiles_buffer(f"x in bf16 tiles, K/32 = {self.weight.shape[1]}", x.shape[0], self.weight.shape[1], ws)
+        x16 = self.input_tiles(x.shape[0], ws)
         bf16.round_to_bf16_tiles_(x16, np.ascontiguousarray(x).view(np.uint32))
         return x16
 

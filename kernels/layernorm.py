@@ -10,6 +10,7 @@ import math
 import numpy as np
 from numba import prange
 
+from .bf16 import TILE_K, TILE_ROWS, bf16_bits
 from .jit import kernel
 from .reductions import row_sum_f64, row_sum_sq_dev_f64
 
@@ -35,3 +36,25 @@ def bias_residual_layernorm_(x, y, bias, gamma, beta, eps):
         for c in range(row.shape[0]):
             row[c] = (y[t, c] + bias[c]) + row[c]
         layernorm_row_(row, gamma, beta, eps)
+
+
+@kernel(parallel=True)
+def bias_residual_layernorm_bf16_(x, x16, y, bias, gamma, beta, eps):
+    """``bias_residual_layernorm_``, and the result also rounded into x16, the next AMX GEMM's
+    input tiles [M'/16, K'/32, 16, 32] (as ``bf16.round_to_bf16_tiles_`` lays them out, padding
+    zero): the normalized row is still in L1 when it is rounded, so no separate pass reads x again."""
+    m, k = x.shape
+    for t in prange(x16.shape[0] * TILE_ROWS):
+        tile, r = t // TILE_ROWS, t % TILE_ROWS
+        if t < m:
+            row = x[t]
+            for c in range(k):
+                row[c] = (y[t, c] + bias[c]) + row[c]
+            layernorm_row_(row, gamma, beta, eps)
+            bits = row.view(np.uint32)
+            for c in range(k):
+                x16[tile, c // TILE_K, r, c % TILE_K] = bf16_bits(bits[c])
+            for c in range(k, x16.shape[1] * TILE_K):
+                x16[tile, c // TILE_K, r, c % TILE_K] = 0
+        else:
+            x16[tile, :, r, :] = 0

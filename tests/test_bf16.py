@@ -47,6 +47,24 @@ def test_activation_tiles_hold_rounded_rows_and_zero_padding(m, k):
     assert not rows[m:].any() and not rows[:, k:].any(), "padding must be exact zeros"
 
 
+@pytest.mark.parametrize("m,k", [(1, 32), (17, 384), (40, 70), (513, 1024)])
+def test_layernorm_writing_tiles_is_the_two_steps_in_one(m, k):
+    """bias + residual + LayerNorm, rounded into the next GEMM's tiles in the same pass: bitwise
+    the LayerNorm kernel followed by the rounding pass, padding zero."""
+    from e5np.kernels.layernorm import bias_residual_layernorm_, bias_residual_layernorm_bf16_
+
+    x, y = RNG.standard_normal((2, m, k)).astype(np.float32)
+    bias, gamma, beta = RNG.standard_normal((3, k)).astype(np.float32)
+    expected_x = x.copy()
+    bias_residual_layernorm_(expected_x, y, bias, gamma, beta, 1e-12)
+    shape = (bf16.round_up(m, 32) // 16, bf16.round_up(k, 32) // 32, 16, 32)
+    expected, fused = np.empty(shape, np.uint16), np.full(shape, 0xFFFF, np.uint16)
+    bf16.round_to_bf16_tiles_(expected, expected_x.view(np.uint32))
+    bias_residual_layernorm_bf16_(x, fused, y, bias, gamma, beta, 1e-12)
+    np.testing.assert_array_equal(x, expected_x)
+    np.testing.assert_array_equal(fused, expected)
+
+
 def test_weight_tiles_are_vnni_pairs():
     n, k = 40, 70
     w = RNG.standard_normal((n, k)).astype(np.float32)
