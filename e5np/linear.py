@@ -46,7 +46,7 @@ class Linear:
         elif self.gemm == "amx-bf16":
             from .kernels import gemm_amx  # imported only once AMX is known to be usable
 
-            gemm_amx.matmul_bf16_(out, x if x.dtype == np.uint16 else self._bf16_tiles(x, ws), self.weight)
+            gemm_amx.matmul_bf16_(out, self._as_tiles(x, ws), self.weight)
         else:
             gemm.matmul_blas(out, x, self.weight)
         return out
@@ -62,8 +62,7 @@ class Linear:
         from .kernels import gemm_amx
 
         h16 = self._tiles_buffer("ffn in bf16 tiles", rows, self.weight.shape[0] // 2, ws)
-        x16 = x if x.dtype == np.uint16 else self._bf16_tiles(x, ws)
-        gemm_amx.matmul_bf16_gelu_tiles_(h16, x16, self.weight, self.bias, rows)
+        gemm_amx.matmul_bf16_gelu_tiles_(h16, self._as_tiles(x, ws), self.weight, self.bias, rows)
         return h16
 
     @property
@@ -75,7 +74,10 @@ class Linear:
         """The workspace buffer of bf16 tiles this Linear reads, for ``rows`` input rows."""
         return self._tiles_buffer(f"x in bf16 tiles, K/32 = {self.weight.shape[1]}", rows, self.weight.shape[1], ws)
 
-    def _bf16_tiles(self, x: np.ndarray, ws: Workspace) -> np.ndarray:
+    def _as_tiles(self, x: np.ndarray, ws: Workspace) -> np.ndarray:
+        """x as bf16 tiles: as given if it is already (uint16), else float32 rows rounded into them."""
+        if x.dtype == np.uint16:
+            return x
         x16 = self.input_tiles(x.shape[0], ws)
         bf16.round_to_bf16_tiles_(x16, np.ascontiguousarray(x).view(np.uint32))
         return x16
