@@ -13,6 +13,7 @@ import numpy as np
 from .checkpoint import read_tensors
 from .config import BertConfig
 from .errors import ModelFileError
+from .heap import release_freed_memory
 from .linear import Linear
 
 
@@ -114,4 +115,5 @@ def load_weights(folder: Path, config: BertConfig, gemm: str) -> Weights:
             ffn_out=linear(p + "output.dense"),
             ffn_norm=norm(p + "output.LayerNorm"),
         ))
+    release_freed_memory()
     return Weights(embeddings, layers)
