@@ -9,6 +9,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Tokens per forward pass by default. The buffers take 24 KiB a token on e5-large in fp32 (x, Q|K|V, the
+# attention context and a Linear's output; the FFN runs 512 tokens at a time): 192 MiB at most,
+# not 384 for 32 texts of 512 tokens. Above a batch of 32 passages (2,600 tokens on average): a cap
+# of 2,048 made bf16 passages 0.93 to 0.94x as fast in two same-process A/Bs (long texts: no change).
+MAX_BATCH_TOKENS = 8192
+
 
 @dataclass(frozen=True)
 class PackedBatch:
@@ -43,8 +49,19 @@ def pack_padded(input_ids: np.ndarray, attention_mask: np.ndarray) -> PackedBatc
     return PackedBatch(ids, cols.astype(np.int32), np.zeros(len(ids), np.int32), seq_starts)
 
 
-def length_sorted_batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
+def length_sorted_batches(lengths: list[int], batch_size: int, max_tokens: int) -> list[np.ndarray]:
     """Indices grouped into batches of similar length (longest first), so the packed batches
-    are even; the caller scatters results back to input order."""
-    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    are even; the caller scatters results back to input order. A batch holds at most
+    ``batch_size`` texts and ``max_tokens`` tokens (a longer text is a batch of its own): the
+    forward pass's buffers scale with the tokens of a batch, not with batch_size x 512."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable")
+    batches, start, tokens = [], 0, 0
+    for end, i in enumerate(order):
+        if end > start and (end - start == batch_size or tokens + lengths[i] > max_tokens):
+            batches.append(order[start:end])
+            start, tokens = end, 0
+        tokens += lengths[i]
+    if start < len(order):
+        batches.append(order[start:])
+    return batches

@@ -65,6 +65,15 @@ class Linear:
         gemm_amx.matmul_bf16_gelu_tiles_(h16, self._as_tiles(x, ws), self.weight, self.bias, rows)
         return h16
 
+    def input_rows(self, x: np.ndarray, start: int, count: int) -> np.ndarray:
+        """Rows start..start+count of x as ``matmul`` takes it: a row slice of float32 rows, or of
+        bf16 tiles (whole 32-row blocks; start must be a multiple of 32)."""
+        if x.dtype != np.uint16:
+            return x[start:start + count]
+        if start % bf16.BLOCK:
+            raise ValueError(f"bf16 tiles are sliced at multiples of {bf16.BLOCK} rows, not at row {start}")
+        return x[start // bf16.TILE_ROWS:(start + bf16.round_up(count, bf16.BLOCK)) // bf16.TILE_ROWS]
+
     @property
     def reads_tiles(self) -> bool:
         """Whether ``matmul`` reads bf16 tiles (and would round float32 rows into them first)."""

@@ -11,7 +11,7 @@ import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .batching import length_sorted_batches, pack, pack_padded
+from .batching import MAX_BATCH_TOKENS, length_sorted_batches, pack, pack_padded
 from .config import BertConfig
 from .cpu import Precision, choose_precision
 from .encoder import encode_packed, pool
@@ -89,14 +89,16 @@ class E5Model:
     def encode(self, texts, batch_size: int = 32, normalize: bool = True, prefix: str | None = None,
                show_progress_bar: bool = False, *, normalize_embeddings: bool | None = None,
                prompt: str | None = None, convert_to_numpy: bool = True, convert_to_tensor: bool = False,
-               log_truncation: bool = True, **unsupported) -> Embeddings:
+               log_truncation: bool = True, max_batch_tokens: int = MAX_BATCH_TOKENS, **unsupported) -> Embeddings:
         """Embed texts as float32 [n, hidden] (one text: [hidden]).
 
         ``prefix`` ("query: " / "passage: ") is added unless a text already starts with it;
         ``prompt`` (sentence-transformers' name) is prepended as given. sentence-transformers'
         ``normalize_embeddings``, ``convert_to_numpy`` are accepted too. Texts cut at
         ``max_length`` are listed in the result's ``truncated`` and, unless ``log_truncation`` is
-        False (callers that report a total themselves), in one logged warning.
+        False (callers that report a total themselves), in one logged warning. A forward pass
+        takes at most ``batch_size`` texts and ``max_batch_tokens`` tokens (memory scales with
+        the latter); neither changes any embedding, bit for bit.
         """
         if unsupported:
             raise TypeError(f"encode() got unsupported keyword arguments {sorted(unsupported)}")
@@ -104,9 +106,12 @@ class E5Model:
             raise ValueError("e5np returns NumPy arrays only (convert_to_numpy=True, convert_to_tensor=False)")
         if isinstance(texts, str):
             return self.encode([texts], batch_size, normalize, prefix, show_progress_bar,
-                               normalize_embeddings=normalize_embeddings, prompt=prompt)[0]
+                               normalize_embeddings=normalize_embeddings, prompt=prompt,
+                               max_batch_tokens=max_batch_tokens)[0]
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        if max_batch_tokens < 1:
+            raise ValueError(f"max_batch_tokens must be at least 1, not {max_batch_tokens}")
         texts = _check_texts(texts)
         if prefix:
             texts = [t if t.startswith(prefix) else prefix + t for t in texts]
@@ -119,7 +124,7 @@ class E5Model:
             self.warn_truncated(len(tokens.truncated), len(texts), tokens.truncated[0])
         out = np.zeros((len(texts), self.hidden_size), np.float32).view(Embeddings)
         out.truncated = tokens.truncated
-        batches = length_sorted_batches([len(ids) for ids in tokens.ids], batch_size)
+        batches = length_sorted_batches([len(ids) for ids in tokens.ids], batch_size, max_batch_tokens)
         progress = progress_bar(show_progress_bar, total=len(texts))
         with self._lock, self._threads():
             for indices in batches:

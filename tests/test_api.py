@@ -59,6 +59,13 @@ def test_sentence_transformers_keywords(model):
         model.encode(texts, device="cuda")
 
 
+def test_batch_caps_below_one_are_refused(model):
+    with pytest.raises(ValueError, match="batch_size must be at least 1, not 0"):
+        model.encode(["a"], batch_size=0)
+    with pytest.raises(ValueError, match="max_batch_tokens must be at least 1, not 0"):
+        model.encode(["a"], max_batch_tokens=0)
+
+
 def test_progress_bar(model, capsys):
     model.encode(["a", "b"], show_progress_bar=True)
     assert "2/2" in capsys.readouterr().err

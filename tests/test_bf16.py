@@ -15,7 +15,7 @@ from scipy.special import erfc
 import tolerances as tol
 from checks import cosine_rows
 from conftest import model_folder
-from e5np import E5Model
+from e5np import E5Model, encoder
 from e5np.cpu import choose_precision
 from e5np.kernels import bf16
 from texts import PARITY_TEXTS
@@ -182,9 +182,13 @@ def test_bf16_alone_equals_in_batch_any_order_any_threads(minilm_folder, minilm_
     variants = {
         "alone": np.stack([model.encode([t])[0] for t in PARITY_TEXTS]),
         "batch_size=3": model.encode(PARITY_TEXTS, batch_size=3),
+        "max_batch_tokens=40": model.encode(PARITY_TEXTS, max_batch_tokens=40),
         "shuffled": model.encode([PARITY_TEXTS[i] for i in order])[np.argsort(order)],
         "1 thread": E5Model(minilm_folder, precision="bf16", num_threads=1).encode(PARITY_TEXTS),
     }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(encoder, "FFN_ROWS", 32)  # the FFN in many row steps, tiles sliced in 32-row blocks
+        variants["FFN 32 rows at a time"] = model.encode(PARITY_TEXTS)
     for name, emb in variants.items():
         differing = [i for i in range(len(PARITY_TEXTS)) if not np.array_equal(emb[i], reference[i])]
         assert not differing, f"bf16 {name}: texts {differing} differ bitwise from the full batch"

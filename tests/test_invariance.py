@@ -9,7 +9,7 @@ BLAS path is only checked to agree to float32 round-off.
 import numpy as np
 import pytest
 
-from e5np import E5Model
+from e5np import E5Model, encoder
 from texts import PARITY_TEXTS
 
 TEXTS = PARITY_TEXTS
@@ -26,10 +26,14 @@ def test_alone_equals_in_batch_any_order_any_threads(models):
     variants = {
         "alone": np.stack([models[2].encode([t])[0] for t in TEXTS]),
         "batch_size=3": models[2].encode(TEXTS, batch_size=3),
+        "max_batch_tokens=40": models[2].encode(TEXTS, max_batch_tokens=40),
         "shuffled": models[2].encode([TEXTS[i] for i in order])[np.argsort(order)],
         "1 thread": models[1].encode(TEXTS),
         "duplicated in batch": models[2].encode(TEXTS + TEXTS[::-1])[:len(TEXTS)],
     }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(encoder, "FFN_ROWS", 32)  # the FFN in many row steps instead of one
+        variants["FFN 32 rows at a time"] = models[2].encode(TEXTS)
     for name, emb in variants.items():
         differing = [i for i in range(len(TEXTS)) if not np.array_equal(emb[i], reference[i])]
         assert not differing, f"{name}: texts {differing} differ bitwise from the full batch"
