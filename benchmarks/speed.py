@@ -47,7 +47,7 @@ def worker(system: str, folder: str, workloads: list[str], started: float) -> di
         encode(texts)
         result["workloads"][name] = time.perf_counter() - t
         if name == "passages":
-            result["peak_rss_passages_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            result["peak_rss_passages_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     return result
 
 
@@ -186,7 +186,7 @@ def main():
             t = time.time()
             run_worker("e5np", folder, [], env=env)
             entry["cold_start_s"]["e5np (empty Numba cache)"] = time.time() - t
-        entry["weights_mb"] = (folder / "model.safetensors").stat().st_size / 1e6
+        entry["weights_mib"] = (folder / "model.safetensors").stat().st_size / 2**20  # the unit of ru_maxrss / 1024
     out = HERE / "results"
     (out / f"{args.name}.json").write_text(json.dumps(report, indent=1))
     (out / f"{args.name}.md").write_text(table(report))
@@ -215,7 +215,7 @@ def table(report) -> str:
     for model, entry in report["models"].items():
         systems = list(dict.fromkeys(r["system"] for r in entry["runs"]))
         lines += [f"**{model}** (texts/s, median of {len(entry['runs']) // len(systems)} rounds [min..max]; real tokens/s)", "",
-                  "| system | passages | queries | long | load s | first embedding s | cold start s | peak RSS MB (passages) |",
+                  "| system | passages | queries | long | load s | first embedding s | cold start s | peak RSS MiB (passages), x weights file |",
                   "|---|---|---|---|---|---|---|---|"]
         for system in systems:
             cells = []
@@ -223,11 +223,12 @@ def table(report) -> str:
                 med, lo, hi = summarize(entry, system, w)
                 cells.append(f"{med:.2f} [{lo:.2f}..{hi:.2f}]; {med * entry['tokens'][w] / entry['texts'][w]:.0f} tok/s")
             runs = [r for r in entry["runs"] if r["system"] == system]
+            rss = np.median([r["peak_rss_passages_mib"] for r in runs])
             lines.append(f"| {system} | " + " | ".join(cells) +
                          f" | {np.median([r['load_s'] for r in runs]):.2f} | {np.median([r['first_embedding_s'] for r in runs]):.2f}"
-                         f" | {entry['cold_start_s'][system]:.2f} | {np.median([r['peak_rss_passages_mb'] for r in runs]):.0f} |")
+                         f" | {entry['cold_start_s'][system]:.2f} | {rss:.0f}, {rss / entry['weights_mib']:.2f}x |")
         lines += ["", f"e5np cold start with an empty Numba cache: {entry['cold_start_s']['e5np (empty Numba cache)']:.1f} s; "
-                  f"weights file {entry['weights_mb']:.0f} MB.", ""]
+                  f"weights file {entry['weights_mib']:.0f} MiB.", ""]
     return "\n".join(lines)
 
 
