@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .batching import MAX_BATCH_TOKENS
 from .cpu import PRECISIONS
 from .errors import E5npError
 
@@ -30,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--model", default=os.environ.get("E5NP_MODEL", "intfloat/e5-large"),
                        help="model folder or Hub id (default: $E5NP_MODEL or intfloat/e5-large)")
     model.add_argument("--batch-size", type=int, default=32)
+    model.add_argument("--max-batch-tokens", type=int, default=MAX_BATCH_TOKENS,
+                       help=f"tokens per forward pass at most; memory grows with it (default {MAX_BATCH_TOKENS})")
     model.add_argument("--max-length", type=int, default=None, help="truncate inputs to this many tokens")
     model.add_argument("--quiet", action="store_true", help="no progress bar")
     model.add_argument("--precision", choices=PRECISIONS, default="fp32",
@@ -79,7 +82,10 @@ def load_model(args):
 
     if args.batch_size < 1:
         raise E5npError(f"--batch-size must be at least 1, not {args.batch_size}")
-    return E5Model.from_pretrained(args.model, max_length=args.max_length, precision=args.precision)
+    if args.max_batch_tokens < 1:
+        raise E5npError(f"--max-batch-tokens must be at least 1, not {args.max_batch_tokens}")
+    return E5Model.from_pretrained(args.model, max_length=args.max_length, precision=args.precision,
+                                   max_batch_tokens=args.max_batch_tokens)
 
 
 def embed(args) -> int:

@@ -48,10 +48,14 @@ class ForwardOutput:
 
 class E5Model:
     def __init__(self, folder, *, max_length: int | None = None, precision: str = "fp32",
-                 gemm: str | None = None, num_threads: int | None = None):
+                 gemm: str | None = None, num_threads: int | None = None, max_batch_tokens: int = MAX_BATCH_TOKENS):
         """``precision``: "fp32" (default; exact parity with transformers), "bf16" (GEMMs on AMX,
         falling back to fp32 with one logged line where the CPU cannot), or "auto" (bf16 where
-        AMX is usable). ``gemm`` picks the fp32 GEMM: "numba" (default) or "blas"."""
+        AMX is usable). ``gemm`` picks the fp32 GEMM: "numba" (default) or "blas".
+        ``max_batch_tokens``: the default token cap of a forward pass (see ``encode``)."""
+        if max_batch_tokens < 1:
+            raise ValueError(f"max_batch_tokens must be at least 1, not {max_batch_tokens}")
+        self.max_batch_tokens = max_batch_tokens
         folder = Path(folder)
         self.folder = folder
         self.precision_choice: Precision = choose_precision(precision)
@@ -89,7 +93,7 @@ class E5Model:
     def encode(self, texts, batch_size: int = 32, normalize: bool = True, prefix: str | None = None,
                show_progress_bar: bool = False, *, normalize_embeddings: bool | None = None,
                prompt: str | None = None, convert_to_numpy: bool = True, convert_to_tensor: bool = False,
-               log_truncation: bool = True, max_batch_tokens: int = MAX_BATCH_TOKENS, **unsupported) -> Embeddings:
+               log_truncation: bool = True, max_batch_tokens: int | None = None, **unsupported) -> Embeddings:
         """Embed texts as float32 [n, hidden] (one text: [hidden]).
 
         ``prefix`` ("query: " / "passage: ") is added unless a text already starts with it;
@@ -97,8 +101,8 @@ class E5Model:
         ``normalize_embeddings``, ``convert_to_numpy`` are accepted too. Texts cut at
         ``max_length`` are listed in the result's ``truncated`` and, unless ``log_truncation`` is
         False (callers that report a total themselves), in one logged warning. A forward pass
-        takes at most ``batch_size`` texts and ``max_batch_tokens`` tokens (memory scales with
-        the latter); neither changes any embedding, bit for bit.
+        takes at most ``batch_size`` texts and ``max_batch_tokens`` tokens (default: the model's;
+        memory scales with it); neither changes any embedding, bit for bit.
         """
         if unsupported:
             raise TypeError(f"encode() got unsupported keyword arguments {sorted(unsupported)}")
@@ -110,6 +114,7 @@ class E5Model:
                                max_batch_tokens=max_batch_tokens)[0]
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        max_batch_tokens = self.max_batch_tokens if max_batch_tokens is None else max_batch_tokens
         if max_batch_tokens < 1:
             raise ValueError(f"max_batch_tokens must be at least 1, not {max_batch_tokens}")
         texts = _check_texts(texts)

@@ -64,6 +64,8 @@ def test_batch_caps_below_one_are_refused(model):
         model.encode(["a"], batch_size=0)
     with pytest.raises(ValueError, match="max_batch_tokens must be at least 1, not 0"):
         model.encode(["a"], max_batch_tokens=0)
+    with pytest.raises(ValueError, match="max_batch_tokens must be at least 1, not -5"):
+        E5Model(model.folder, max_batch_tokens=-5)
 
 
 def test_progress_bar(model, capsys):

@@ -28,7 +28,7 @@ def test_embed_model_card_texts_scores_match_hf(minilm_folder):
 
 def test_stdin_and_npy_output(minilm_folder, tmp_path):
     out = tmp_path / "v.npy"
-    result = e5np("embed", "--model", str(minilm_folder), "--prefix", "query", "-o", str(out),
+    result = e5np("embed", "--model", str(minilm_folder), "--prefix", "query", "-o", str(out), "--max-batch-tokens", "4",
                   stdin="summit define\nquery: summit define\n")
     assert result.returncode == 0, result.stderr
     vectors = np.load(out)
@@ -43,3 +43,5 @@ def test_errors_exit_2_with_a_message(tmp_path, minilm_folder):
     assert bad_output.returncode == 2 and "must end in .npy" in bad_output.stderr
     too_long = e5np("embed", "x", "--model", str(minilm_folder), "--max-length", "9999")
     assert too_long.returncode == 2 and "max_length=9999" in too_long.stderr
+    no_tokens = e5np("embed", "x", "--model", str(minilm_folder), "--max-batch-tokens", "0")
+    assert no_tokens.returncode == 2 and "--max-batch-tokens must be at least 1, not 0" in no_tokens.stderr
