@@ -8,14 +8,18 @@ where the C library has none (musl, macOS).
 """
 
 import ctypes
-import ctypes.util
+import functools
 
 
 def release_freed_memory() -> None:
-    name = ctypes.util.find_library("c")
-    try:
-        trim = ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):
-        trim = None
+    trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim  # from the C library the process already runs on
+    except (OSError, AttributeError, TypeError):
+        return None
