@@ -11,7 +11,7 @@ import numpy as np
 
 # Tokens per forward pass by default. The buffers take 24 KiB a token on e5-large in fp32 (x, Q|K|V, the
 # attention context and a Linear's output; the FFN runs 512 tokens at a time): 192 MiB at most,
-# not 384 for 32 texts of 512 tokens. Above a batch of 32 passages (2,600 tokens on average): a cap
+# not 384 for 32 texts of 512 tokens. Above a batch of 32 passages (about 2,500 tokens): a cap
 # of 2,048 made bf16 passages 0.93 to 0.94x as fast in two same-process A/Bs (long texts: no change).
 MAX_BATCH_TOKENS = 8192
 

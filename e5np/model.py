@@ -53,9 +53,7 @@ class E5Model:
         falling back to fp32 with one logged line where the CPU cannot), or "auto" (bf16 where
         AMX is usable). ``gemm`` picks the fp32 GEMM: "numba" (default) or "blas".
         ``max_batch_tokens``: the default token cap of a forward pass (see ``encode``)."""
-        if max_batch_tokens < 1:
-            raise ValueError(f"max_batch_tokens must be at least 1, not {max_batch_tokens}")
-        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_tokens = _at_least_one("max_batch_tokens", max_batch_tokens)
         folder = Path(folder)
         self.folder = folder
         self.precision_choice: Precision = choose_precision(precision)
@@ -112,11 +110,9 @@ class E5Model:
             return self.encode([texts], batch_size, normalize, prefix, show_progress_bar,
                                normalize_embeddings=normalize_embeddings, prompt=prompt,
                                max_batch_tokens=max_batch_tokens)[0]
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-        max_batch_tokens = self.max_batch_tokens if max_batch_tokens is None else max_batch_tokens
-        if max_batch_tokens < 1:
-            raise ValueError(f"max_batch_tokens must be at least 1, not {max_batch_tokens}")
+        _at_least_one("batch_size", batch_size)
+        max_batch_tokens = self.max_batch_tokens if max_batch_tokens is None else _at_least_one(
+            "max_batch_tokens", max_batch_tokens)
         texts = _check_texts(texts)
         if prefix:
             texts = [t if t.startswith(prefix) else prefix + t for t in texts]
@@ -237,6 +233,12 @@ def _gemm_for(choice: Precision, gemm: str | None) -> str:
     elif choice.requested == "auto":
         log.info("precision='auto': %s", choice.reason)
     return gemm or DEFAULT_GEMM
+
+
+def _at_least_one(name: str, value: int) -> int:
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, not {value}")
+    return value
 
 
 def _check_texts(texts) -> list[str]:

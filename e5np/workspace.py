@@ -13,9 +13,9 @@ class Workspace:
         """A [rows, cols] buffer (C-contiguous), reused by every call with the same name."""
         buf = self._buffers.get(name)
         if buf is None or buf.shape[0] < rows or buf.shape[1] != cols or buf.dtype != dtype:
-            grown = buf is not None
+            replaced = buf is not None
             buf = self._buffers[name] = None  # the old buffer goes before the new one comes
             buf = self._buffers[name] = np.empty((rows, cols), dtype)
-            if grown:
+            if replaced:
                 release_freed_memory()  # the old buffer may have come from the heap (see heap.py)
         return buf[:rows]

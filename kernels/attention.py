@@ -10,7 +10,8 @@ Both products run on the GEMM's register tile (``gemm_tile.py``), 8 queries at a
 are laid out once per (sequence, head) as 32-column panels (zero-padded), the 8 score rows are
 replaced by their softmax exponentials E (``softmax.py``), multiplied by V, and each output row is
 multiplied by the float64 reciprocal of its sum of E: d products per query instead of one per
-key, and one float32 rounding fewer than rounding the probabilities first. Every dot product is one FMA chain in index order.
+key, and one float32 rounding fewer than rounding the probabilities first. Every dot product is
+one FMA chain in index order.
 """
 
 import math
