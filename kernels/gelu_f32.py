@@ -21,6 +21,17 @@ ERFCC = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.2788680
          -1.13520398, 1.48851587, -0.82215223, 0.17087277)  # erfcc's fit, lowest power first
 
 
+def gelu(v: Vec16, x):
+    """gelu(x) of a <16 x float> value, built at ``v``'s position (the AMX epilogue uses it too)."""
+    b = v.b
+    a = b.fmul(v.call("fabs", x), v.splat(1 / math.sqrt(2)))                            # |z|, z = -x / sqrt(2)
+    t = b.fdiv(v.splat(1.0), v.fma(v.splat(0.5), a, v.splat(1.0)))
+    e_r, two_to_n = v.exp_parts(v.fma(b.fneg(a), a, v.horner(t, ERFCC)))
+    tail = b.fmul(b.fmul(t, e_r), two_to_n)                                             # erfc(|z|)
+    erfc = b.select(b.fcmp_ordered("<=", x, v.splat(0.0)), tail, b.fsub(v.splat(2.0), tail))
+    return b.fmul(b.fmul(v.splat(0.5), x), erfc)
+
+
 @intrinsic
 def bias_gelu_16_(typingctx, y_addr, bias_addr):
     """y[0:16] = gelu(y[0:16] + bias[0:16]), float32, in place (byte addresses of 16 floats each)."""
@@ -29,13 +40,7 @@ def bias_gelu_16_(typingctx, y_addr, bias_addr):
     def codegen(context, builder, signature, args):
         v = Vec16(builder)
         y_ptr, b_ptr = (v.pointer(a) for a in args)
-        x = builder.fadd(builder.load(y_ptr, align=4), builder.load(b_ptr, align=4))
-        a = builder.fmul(v.call("fabs", x), v.splat(1 / math.sqrt(2)))                      # |z|, z = -x / sqrt(2)
-        t = builder.fdiv(v.splat(1.0), v.fma(v.splat(0.5), a, v.splat(1.0)))
-        e_r, two_to_n = v.exp_parts(v.fma(builder.fneg(a), a, v.horner(t, ERFCC)))
-        tail = builder.fmul(builder.fmul(t, e_r), two_to_n)                                  # erfc(|z|)
-        erfc = builder.select(builder.fcmp_ordered("<=", x, v.splat(0.0)), tail, builder.fsub(v.splat(2.0), tail))
-        builder.store(builder.fmul(builder.fmul(v.splat(0.5), x), erfc), y_ptr, align=4)
+        builder.store(gelu(v, builder.fadd(builder.load(y_ptr, align=4), builder.load(b_ptr, align=4))), y_ptr, align=4)
         return context.get_dummy_value()
 
     return sig, codegen

@@ -10,16 +10,15 @@ batch, nor on the thread count.
 
 Two epilogues: ``matmul_bf16_`` stores fp32 rows; ``matmul_bf16_gelu_tiles_`` (the FFN's first
 projection) adds the bias, applies GELU in float32 and rounds to bf16 tiles, the layout the next
-GEMM reads, straight from each 32 x 32 block of accumulators.
+GEMM reads, from each 32 x 32 block of accumulators, while the tile unit computes the next block.
 """
 
 import numba
 import numpy as np
 from numba import prange
 
-from .amx_tile import bf16_block_32x32, load_tile_config, release_tiles
-from .bf16 import BLOCK, TILE_BYTES, TILE_K, TILE_ROWS, bf16_bits
-from .gelu_f32 import bias_gelu_f32_
+from .amx_tile import bf16_block_32x32, bf16_block_32x32_gelu_behind, gelu_to_bf16_block, load_tile_config, release_tiles
+from .bf16 import BLOCK, TILE_BYTES, TILE_K, TILE_ROWS
 from .jit import kernel
 
 JOB_ROWS, JOB_COLS = 1, 16  # 32-blocks per job: one x block held while 16 weight panels stream past
@@ -113,27 +112,30 @@ def _matmul_bf16_gelu_tiles(h16, x16, tiles, bias, n, m, threads):
         raise ValueError("matmul_bf16_gelu_tiles_: x16, tiles and h16 do not match")
     row_blocks, col_blocks = -(-m // BLOCK), tiles.shape[0] // 2
     config = _tile_config()
-    panel_bytes = k_steps * TILE_BYTES
+    panel_bytes, h_tile_stride = k_steps * TILE_BYTES, h16.shape[1] * TILE_BYTES  # h16[i, cb] to h16[i + 1, cb]
     for t in prange(threads):
         load_tile_config(config.ctypes.data)
-        c = np.empty((BLOCK, BLOCK), np.float32)
-        c_bits = c.view(np.uint32)
+        c = np.empty((2, BLOCK, BLOCK), np.float32)  # the block being multiplied, and the one in its epilogue
+        done = 0
+        prev_c, prev_bias, prev_h = 0, 0, 0  # the previous block: accumulators, bias, output tiles (0: none yet)
         for job in range(t, _jobs(row_blocks, col_blocks), threads):
             r0, r1, c0, c1 = _job_blocks(job, row_blocks, col_blocks)
             for rb in range(r0, r1):
                 for cb in range(c0, c1):
-                    w = tiles[2 * cb].ctypes.data
-                    cols = min(BLOCK, n - cb * BLOCK)
-                    bf16_block_32x32(x16[2 * rb].ctypes.data, panel_bytes, w, panel_bytes, k_steps, c.ctypes.data, BLOCK * 4)
-                    # the whole block, padding included (contiguous, so it vectorizes); padding is zeroed below
-                    bias_gelu_f32_(c, bias[cb * BLOCK:(cb + 1) * BLOCK])
-                    rows = min(BLOCK, m - rb * BLOCK)
-                    for r in range(BLOCK):  # row r of the block is row r % 16 of tile (2 rb + r // 16, cb)
-                        tile_row = h16[2 * rb + r // TILE_ROWS, cb, r % TILE_ROWS]
-                        if r < rows:
-                            for j in range(BLOCK):
-                                tile_row[j] = bf16_bits(c_bits[r, j])
-                            tile_row[cols:] = 0
-                        else:
-                            tile_row[:] = 0
+                    this_c = c[done % 2].ctypes.data
+                    bf16_block_32x32_gelu_behind(x16[2 * rb].ctypes.data, panel_bytes, tiles[2 * cb].ctypes.data, panel_bytes,
+                                                 k_steps, this_c, BLOCK * 4, prev_c, prev_bias, prev_h, h_tile_stride)
+                    prev_c, prev_bias, prev_h = this_c, bias[cb * BLOCK:].ctypes.data, h16[2 * rb, cb].ctypes.data
+                    done += 1
+        if done:
+            gelu_to_bf16_block(prev_c, prev_bias, prev_h, h_tile_stride)
         release_tiles()
+    # the epilogue ran on whole blocks: padding rows and columns back to zero (explicit loops, so
+    # that Numba does not turn each into a parallel region of its own)
+    for r in range(m, h16.shape[0] * TILE_ROWS):
+        for cb in range(h16.shape[1]):
+            for j in range(TILE_K):
+                h16[r // TILE_ROWS, cb, r % TILE_ROWS, j] = 0
+    for j in range(n, h16.shape[1] * TILE_K):
+        for r in range(m):
+            h16[r // TILE_ROWS, j // TILE_K, r % TILE_ROWS, j % TILE_K] = 0

@@ -57,6 +57,13 @@ class Vec16:
     def pointer(self, address):
         return self.b.inttoptr(address, self.type.as_pointer())
 
+    def round_to_bf16(self, x):
+        """<16 x i16> bf16 bits of x, nearest, ties to even: ``bf16.bf16_bits`` on every lane."""
+        b, bits = self.b, self.b.bitcast(x, self.int_type)
+        lowest_kept = b.and_(b.lshr(bits, self.splat(16, self.int_type)), self.splat(1, self.int_type))
+        rounded = b.add(b.add(bits, self.splat(0x7FFF, self.int_type)), lowest_kept)
+        return b.trunc(b.lshr(rounded, self.splat(16, self.int_type)), ir.VectorType(ir.IntType(16), LANES))
+
     def lanes_below(self, count):
         """A <16 x i1> mask: lane i is on when i < count (an i64 count)."""
         lane = ir.Constant(ir.VectorType(ir.IntType(64), LANES), list(range(LANES)))
