@@ -42,19 +42,21 @@ def bias_residual_layernorm_(x, y, bias, gamma, beta, eps):
 def bias_residual_layernorm_bf16_(x, x16, y, bias, gamma, beta, eps):
     """``bias_residual_layernorm_``, and the result also rounded into x16, the next AMX GEMM's
     input tiles [M'/16, K'/32, 16, 32] (as ``bf16.round_to_bf16_tiles_`` lays them out, padding
-    zero): the normalized row is still in L1 when it is rounded, so no separate pass reads x again."""
+    zero), 16 rows at a time: the rows are still in cache when they are rounded, and the tiles
+    are written in order (row by row, a row's 32 tiles lie 1 KiB apart: 1.3x slower, measured)."""
     m, k = x.shape
-    for t in prange(x16.shape[0] * TILE_ROWS):
-        tile, r = t // TILE_ROWS, t % TILE_ROWS
-        if t < m:
-            row = x[t]
-            for c in range(k):
-                row[c] = (y[t, c] + bias[c]) + row[c]
-            layernorm_row_(row, gamma, beta, eps)
-            bits = row.view(np.uint32)
-            for c in range(k):
-                x16[tile, c // TILE_K, r, c % TILE_K] = bf16_bits(bits[c])
-            for c in range(k, x16.shape[1] * TILE_K):
-                x16[tile, c // TILE_K, r, c % TILE_K] = 0
-        else:
-            x16[tile, :, r, :] = 0
+    bits = x.view(np.uint32)
+    for tile in prange(x16.shape[0]):
+        for r in range(TILE_ROWS):
+            t = tile * TILE_ROWS + r
+            if t < m:
+                row = x[t]
+                for c in range(k):
+                    row[c] = (y[t, c] + bias[c]) + row[c]
+                layernorm_row_(row, gamma, beta, eps)
+        for s in range(x16.shape[1]):
+            for r in range(TILE_ROWS):
+                t = tile * TILE_ROWS + r
+                for c in range(TILE_K):
+                    j = s * TILE_K + c
+                    x16[tile, s, r, c] = bf16_bits(bits[t, j]) if t < m and j < k else 0
