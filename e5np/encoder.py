@@ -44,7 +44,7 @@ def encoder_layer_(x: np.ndarray, x_in: np.ndarray, w: LayerWeights, batch: Pack
     T, H, eps = x.shape[0], c.hidden_size, c.layer_norm_eps
     qkv = w.qkv.matmul(x_in, ws.get("qkv", T, 3 * H), ws)                  # [T, H] -> [T, 3H]
     add_bias_(qkv, w.qkv.bias)                                             # q|k|v + bias
-    ctx = ws.get("ctx", T, H)
+    ctx = w.attn_out.input_tiles(T, ws) if w.attn_out.reads_tiles else ws.get("ctx", T, H)
     attention_(ctx, qkv, batch.seq_starts, c.num_attention_heads)          # [T, 3H] -> [T, H], per sequence
     y = w.attn_out.matmul(ctx, ws.get("y", T, H), ws)                      # [T, H] -> [T, H]
     x_in = add_norm_(x, y, w.attn_out.bias, w.attn_norm, eps, w.ffn_in, ws)  # x = LN(y + b + x)

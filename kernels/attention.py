@@ -22,6 +22,7 @@ from numba import prange
 from .gemm_tile import MR, NR, fma_tile_8x32_
 from .jit import kernel
 from .prefetch import LINE, prefetch_
+from .rows_or_tiles import store_row_, zero_padding_
 from .softmax import exp_scores_
 
 ROWS_AHEAD = 8
@@ -58,10 +59,12 @@ def attention_(ctx, qkv, seq_starts, num_heads):
     """ctx[t, head h] = softmax(q_t . K_s^T / sqrt(d)) V_s for every token t of every sequence s.
 
     qkv: [tokens, 3*hidden], the fused Q|K|V projection; seq_starts: [n_seq + 1] token offsets.
+    ctx: float32 rows [tokens, hidden], or the output projection's bf16 input tiles
+    (``rows_or_tiles.py``), written straight from the float32 result: no rounding pass after.
     One (sequence, head) pair per parallel job, numbered head-major so that the heads of one long
     sequence are spread over the threads. Within a job every sum runs in a fixed order.
     """
-    hidden = ctx.shape[1]
+    hidden = qkv.shape[1] // 3
     d = hidden // num_heads
     scale = np.float32(1.0 / math.sqrt(d))
     n_seq = seq_starts.shape[0] - 1
@@ -94,4 +97,6 @@ def attention_(ctx, qkv, seq_starts, num_heads):
                 fma_tile_8x32_(scores.ctypes.data, width, values[p].ctypes.data, n, out[0, p * NR:].ctypes.data, out_width)
             for r in range(rows):
                 for c in range(d):
-                    ctx[start + i0 + r, h * d + c] = np.float32(out[r, c] * inv_sums[r])
+                    out[r, c] = np.float32(out[r, c] * inv_sums[r])
+                store_row_(ctx, start + i0 + r, h * d, out[r, :d])
+    zero_padding_(ctx, seq_starts[n_seq], hidden)

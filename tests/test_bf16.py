@@ -65,6 +65,23 @@ def test_layernorm_writing_tiles_is_the_two_steps_in_one(m, k):
     np.testing.assert_array_equal(fused, expected)
 
 
+@pytest.mark.parametrize("lengths,heads,d", [([1], 1, 8), ([5, 1, 30], 3, 16), ([40, 7], 2, 64)])
+def test_attention_writing_tiles_is_the_two_steps_in_one(lengths, heads, d):
+    """Attention storing its float32 result straight into the output projection's bf16 tiles:
+    bitwise attention into float32 rows followed by the rounding pass, padding zero."""
+    from e5np.kernels import attention_
+
+    hidden, starts = heads * d, np.cumsum([0] + lengths)
+    qkv = RNG.standard_normal((starts[-1], 3 * hidden)).astype(np.float32)
+    rows = np.empty((starts[-1], hidden), np.float32)
+    attention_(rows, qkv, starts, heads)
+    shape = (bf16.round_up(starts[-1], 32) // 16, bf16.round_up(hidden, 32) // 32, 16, 32)
+    expected, tiles = np.empty(shape, np.uint16), np.full(shape, 0xFFFF, np.uint16)
+    bf16.round_to_bf16_tiles_(expected, rows.view(np.uint32))
+    attention_(tiles, qkv, starts, heads)
+    np.testing.assert_array_equal(tiles, expected)
+
+
 def test_weight_tiles_are_vnni_pairs():
     n, k = 40, 70
     w = RNG.standard_normal((n, k)).astype(np.float32)
