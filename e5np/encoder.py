@@ -9,7 +9,7 @@ import numpy as np
 
 from .batching import PackedBatch
 from .config import BertConfig
-from .kernels import add_bias_, attention_, bias_residual_layernorm_, embed_layernorm_, mean_pool_
+from .kernels import attention_, bias_residual_layernorm_, embed_layernorm_, mean_pool_
 from .kernels.layernorm import bias_residual_layernorm_bf16_
 from .linear import Linear
 from .weights import EmbeddingWeights, Norm, LayerWeights, Weights
@@ -42,8 +42,7 @@ def encoder_layer_(x: np.ndarray, x_in: np.ndarray, w: LayerWeights, batch: Pack
     """HF BertLayer, post-LayerNorm, in place on x [T, H]. ``x_in`` is x as the QKV projection
     reads it (x, or its bf16 tiles); returns the same for ``next_qkv``, the next layer's."""
     T, H, eps = x.shape[0], c.hidden_size, c.layer_norm_eps
-    qkv = w.qkv.matmul(x_in, ws.get("qkv", T, 3 * H), ws)                  # [T, H] -> [T, 3H]
-    add_bias_(qkv, w.qkv.bias)                                             # q|k|v + bias
+    qkv = w.qkv.matmul_bias(x_in, ws.get("qkv", T, 3 * H), ws)             # [T, H] -> [T, 3H], q|k|v + bias
     ctx = w.attn_out.input_tiles(T, ws) if w.attn_out.reads_tiles else ws.get("ctx", T, H)
     attention_(ctx, qkv, batch.seq_starts, c.num_attention_heads)          # [T, 3H] -> [T, H], per sequence
     y = w.attn_out.matmul(ctx, ws.get("y", T, H), ws)                      # [T, H] -> [T, H]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels import bf16, bias_gelu_, gemm
+from .kernels import add_bias_, bf16, bias_gelu_, gemm
 from .workspace import Workspace
 
 GEMMS = ("numba", "blas", "amx-bf16")
@@ -49,6 +49,17 @@ class Linear:
             gemm_amx.matmul_bf16_(out, self._as_tiles(x, ws), self.weight)
         else:
             gemm.matmul_blas(out, x, self.weight)
+        return out
+
+    def matmul_bias(self, x: np.ndarray, out: np.ndarray, ws: Workspace) -> np.ndarray:
+        """out = x @ W^T + b (x as ``matmul`` takes it); on the AMX path the bias is added to each
+        block of the output while the tile unit computes the next one, not in a pass of its own."""
+        if self.gemm != "amx-bf16":
+            add_bias_(self.matmul(x, out, ws), self.bias)
+            return out
+        from .kernels import gemm_amx
+
+        gemm_amx.matmul_bf16_(out, self._as_tiles(x, ws), self.weight, self.bias)
         return out
 
     def matmul_gelu(self, x: np.ndarray, rows: int, ws: Workspace) -> np.ndarray:

@@ -17,7 +17,8 @@ import numba
 import numpy as np
 from numba import prange
 
-from .amx_tile import bf16_block_32x32, bf16_block_32x32_gelu_behind, gelu_to_bf16_block, load_tile_config, release_tiles
+from .amx_tile import (bf16_block_32x32, bf16_block_32x32_bias_behind, bf16_block_32x32_gelu_behind, bias_store_block,
+                       gelu_to_bf16_block, load_tile_config, release_tiles)
 from .bf16 import BLOCK, TILE_BYTES, TILE_K, TILE_ROWS
 from .jit import kernel
 
@@ -42,13 +43,17 @@ def _check_tiles(caller, **arrays):
             raise ValueError(f"{caller}: {name} must be C-contiguous uint16 tiles [.., .., 16, 32]")
 
 
-def matmul_bf16_(out, x16, tiles):
-    """out[M, N] = x @ W^T; x16 is x as ``round_to_bf16_tiles_`` writes it [M'/16, K'/32, 16, 32],
-    tiles is ``pack_weight_bf16(W)`` [N'/16, K'/32, 16, 32]. Only real rows and columns are written."""
+def matmul_bf16_(out, x16, tiles, bias=None):
+    """out[M, N] = x @ W^T (+ bias, if given: added to each block while the tile unit computes the
+    next); x16 is x as ``round_to_bf16_tiles_`` writes it [M'/16, K'/32, 16, 32], tiles is
+    ``pack_weight_bf16(W)`` [N'/16, K'/32, 16, 32]. Only real rows and columns are written."""
     _check_tiles("matmul_bf16_", x16=x16, tiles=tiles)
     if out.dtype != np.float32:
         raise ValueError("matmul_bf16_: out must be float32")
-    _matmul_bf16(out, x16, tiles, numba.get_num_threads())
+    if bias is not None and (bias.dtype != np.float32 or bias.shape != (out.shape[1],)):
+        raise ValueError("matmul_bf16_: bias must be float32 [N]")
+    _matmul_bf16(out, x16, tiles, np.zeros(0, np.float32) if bias is None else bias, bias is not None,
+                 numba.get_num_threads())
 
 
 def matmul_bf16_gelu_tiles_(h16, x16, tiles, bias, m):
@@ -77,7 +82,7 @@ def _jobs(row_blocks, col_blocks):
 
 
 @kernel(parallel=True)
-def _matmul_bf16(out, x16, tiles, threads):  # threads as an argument: get_num_threads() inside a kernel stops caching
+def _matmul_bf16(out, x16, tiles, bias, add_bias, threads):  # threads as an argument: get_num_threads() inside a kernel stops caching
     m, n = out.shape
     k_steps = x16.shape[1]
     if out.strides[1] != 4:
@@ -89,19 +94,34 @@ def _matmul_bf16(out, x16, tiles, threads):  # threads as an argument: get_num_t
     c_stride, out_stride, panel_bytes = BLOCK * 4, out.strides[0], k_steps * TILE_BYTES
     for t in prange(threads):
         load_tile_config(config.ctypes.data)
-        c = np.empty((BLOCK, BLOCK), np.float32)
+        c = np.empty((2, BLOCK, BLOCK), np.float32)  # the block being multiplied, and the one in its epilogue
+        done = 0
+        prev_c, prev_bias, prev_out = 0, 0, 0  # the previous block, given its bias during this one (0: none)
         for job in range(t, _jobs(row_blocks, col_blocks), threads):
             r0, r1, c0, c1 = _job_blocks(job, row_blocks, col_blocks)
             for rb in range(r0, r1):
                 for cb in range(c0, c1):
-                    w = tiles[2 * cb].ctypes.data
+                    x, w = x16[2 * rb].ctypes.data, tiles[2 * cb].ctypes.data
                     rows, cols = min(BLOCK, m - rb * BLOCK), min(BLOCK, n - cb * BLOCK)
-                    if rows == BLOCK and cols == BLOCK:  # tiles stored straight into out
-                        bf16_block_32x32(x16[2 * rb].ctypes.data, panel_bytes, w, panel_bytes, k_steps,
-                                         out[rb * BLOCK, cb * BLOCK:].ctypes.data, out_stride)
-                    else:  # an edge block: through c, so padding rows and columns never reach out
-                        bf16_block_32x32(x16[2 * rb].ctypes.data, panel_bytes, w, panel_bytes, k_steps, c.ctypes.data, c_stride)
-                        out[rb * BLOCK:rb * BLOCK + rows, cb * BLOCK:cb * BLOCK + cols] = c[:rows, :cols]
+                    whole = rows == BLOCK and cols == BLOCK
+                    block_out = out[rb * BLOCK, cb * BLOCK:].ctypes.data
+                    if whole and not add_bias:  # tiles stored straight into out
+                        bf16_block_32x32(x, panel_bytes, w, panel_bytes, k_steps, block_out, out_stride)
+                        continue
+                    this_c = c[done % 2]  # through c: the bias comes first, and an edge block's padding stays out of out
+                    bf16_block_32x32_bias_behind(x, panel_bytes, w, panel_bytes, k_steps, this_c.ctypes.data, c_stride,
+                                                 prev_c, prev_bias, prev_out, out_stride)
+                    prev_c = 0
+                    if whole:  # its bias added and stored during the next block
+                        prev_c, prev_bias, prev_out = this_c.ctypes.data, bias[cb * BLOCK:].ctypes.data, block_out
+                        done += 1
+                    else:
+                        for r in range(rows):
+                            for j in range(cols):
+                                value = this_c[r, j] + bias[cb * BLOCK + j] if add_bias else this_c[r, j]
+                                out[rb * BLOCK + r, cb * BLOCK + j] = value
+        if prev_c:
+            bias_store_block(prev_c, prev_bias, prev_out, out_stride)
         release_tiles()
 
 

@@ -117,6 +117,25 @@ def test_amx_gemm_against_float64_of_the_rounded_inputs(m, k, n):
 
 
 @needs_amx
+@pytest.mark.parametrize("m,k,n", [(1, 384, 1152), (17, 64, 37), (40, 1024, 3072), (513, 768, 2304)])
+def test_amx_gemm_bias_epilogue_is_the_two_steps_in_one(m, k, n):
+    """The bias added to each block while the next is multiplied: bitwise the GEMM, then + bias."""
+    from e5np.kernels.gemm_amx import matmul_bf16_
+
+    x16 = np.empty((bf16.round_up(m, 32) // 16, bf16.round_up(k, 32) // 32, 16, 32), np.uint16)
+    bf16.round_to_bf16_tiles_(x16, RNG.standard_normal((m, k)).astype(np.float32).view(np.uint32))
+    tiles = bf16.pack_weight_bf16((RNG.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32))
+    bias = RNG.standard_normal(n).astype(np.float32)
+    expected, fused = np.empty((m, n), np.float32), np.full((m, n), np.nan, np.float32)
+    matmul_bf16_(expected, x16, tiles)
+    expected += bias
+    matmul_bf16_(fused, x16, tiles, bias)
+    np.testing.assert_array_equal(fused, expected)
+    with pytest.raises(ValueError, match="bias must be float32"):
+        matmul_bf16_(fused, x16, tiles, bias[1:])
+
+
+@needs_amx
 def test_amx_gemm_refuses_mismatched_operands():
     from e5np.kernels.gemm_amx import matmul_bf16_
 
