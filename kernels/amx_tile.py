@@ -7,8 +7,9 @@ intrinsics, and without the permission the first tile instruction raises SIGILL.
 Eight tile registers. The micro-kernel uses tmm0-3 as a 2 x 2 block of 16 x 16 fp32
 accumulators (32 rows x 32 columns of the output), tmm4-5 for two 16 x 32 bf16 tiles of x and
 tmm6-7 for two 32 x 16 bf16 weight tiles (VNNI layout: rows are k pairs). Each k step of 32
-costs 4 tile loads and 4 ``tdpbf16ps``; the whole K is accumulated in the tiles. The FFN's
-epilogue (bias, GELU, bf16) of one block runs on the vector units inside the next block's k loop.
+costs 4 tile loads and 4 ``tdpbf16ps``; the whole K is accumulated in the tiles. A block's
+epilogue (the FFN's bias + GELU + bf16 rounding, or a bias) runs on the vector units inside the
+next block's k loop.
 """
 
 from llvmlite import ir

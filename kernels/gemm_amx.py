@@ -8,9 +8,10 @@ every other job; neighbouring jobs share their weight panels. Every output eleme
 accumulation over k in a fixed order: a row's result does not depend on the other rows in the
 batch, nor on the thread count.
 
-Two epilogues: ``matmul_bf16_`` stores fp32 rows; ``matmul_bf16_gelu_tiles_`` (the FFN's first
-projection) adds the bias, applies GELU in float32 and rounds to bf16 tiles, the layout the next
-GEMM reads, from each 32 x 32 block of accumulators, while the tile unit computes the next block.
+Two epilogues, each run on a 32 x 32 block of accumulators while the tile unit computes the next
+block: ``matmul_bf16_`` stores fp32 rows (adding the bias, if given); ``matmul_bf16_gelu_tiles_``
+(the FFN's first projection) adds the bias, applies GELU in float32 and rounds to bf16 tiles, the
+layout the next GEMM reads.
 """
 
 import numba
