@@ -127,15 +127,21 @@ def _block_32x32(builder, args, behind=None):
         builder.call(store, [_tile(c), address(base, _const(column)), c_stride])
 
 
+def _block_vector_plus_bias(builder, vector, c, bias):
+    """Vector v (0 to 63) of a finished block c [32, 32] (contiguous float32), row v // 2, columns
+    16 (v % 2) on, plus those 16 biases: returns (Vec16, row, half, the sum)."""
+    v = Vec16(builder)
+    row, half = builder.lshr(vector, _const(1)), builder.and_(vector, _const(1))
+    at = builder.add(c, builder.add(builder.mul(row, _const(BLOCK * 4)), builder.mul(half, _const(64))))
+    b = builder.load(v.pointer(builder.add(bias, builder.mul(half, _const(64)))), align=4)
+    return v, row, half, builder.fadd(builder.load(v.pointer(at), align=4), b)
+
+
 def _gelu_to_bf16_vector(builder, vector, c, bias, dst, dst_tile_stride):
     """One 16-float vector v (0 to 63) of a finished block c [32, 32] (contiguous float32), row
     v // 2, columns 16 (v % 2) on: + bias, GELU, rounded to bf16 into that row of the block's two
     16-row output tiles (the upper at ``dst``, the lower ``dst_tile_stride`` bytes on)."""
-    v = Vec16(builder)
-    row, half = builder.lshr(vector, _const(1)), builder.and_(vector, _const(1))
-    at = builder.add(c, builder.add(builder.mul(row, _const(BLOCK * 4)), builder.mul(half, _const(64))))
-    x = builder.fadd(builder.load(v.pointer(at), align=4),
-                     builder.load(v.pointer(builder.add(bias, builder.mul(half, _const(64)))), align=4))
+    v, row, half, x = _block_vector_plus_bias(builder, vector, c, bias)
     tile_row = builder.add(builder.mul(builder.lshr(row, _const(4)), dst_tile_stride),
                            builder.mul(builder.and_(row, _const(TILE_ROWS - 1)), _const(64)))
     out = builder.add(dst, builder.add(tile_row, builder.mul(half, _const(32))))
@@ -146,13 +152,15 @@ def _bias_store_vector(builder, vector, c, bias, dst, dst_row_stride):
     """One 16-float vector v (0 to 63) of a finished block c [32, 32] (contiguous float32), row
     v // 2, columns 16 (v % 2) on: + bias, stored into that row of ``dst`` (float32 rows
     ``dst_row_stride`` bytes apart)."""
-    v = Vec16(builder)
-    row, half = builder.lshr(vector, _const(1)), builder.and_(vector, _const(1))
-    at = builder.add(c, builder.add(builder.mul(row, _const(BLOCK * 4)), builder.mul(half, _const(64))))
-    x = builder.load(v.pointer(at), align=4)
-    b = builder.load(v.pointer(builder.add(bias, builder.mul(half, _const(64)))), align=4)
+    v, row, half, x = _block_vector_plus_bias(builder, vector, c, bias)
     out = builder.add(dst, builder.add(builder.mul(row, dst_row_stride), builder.mul(half, _const(64))))
-    builder.store(builder.fadd(x, b), v.pointer(out), align=4)
+    builder.store(x, v.pointer(out), align=4)
+
+
+def _every_vector(builder, epilogue, args):
+    """An epilogue on all 64 vectors of a block, on its own (the last block of a worker's jobs)."""
+    with cgutils.for_range(builder, _const(VECTORS)) as loop:
+        epilogue(builder, loop.index, *args)
 
 
 @intrinsic
@@ -196,8 +204,7 @@ def gelu_to_bf16_block(typingctx, c_addr, bias_addr, dst_addr, dst_tile_stride):
     """The FFN epilogue of one block: c [32, 32] float32 (contiguous) + bias [32], GELU, rounded
     to bf16 into two 16-row output tiles, the upper at ``dst``, the lower ``dst_tile_stride`` bytes on."""
     def codegen(context, builder, signature, args):
-        with cgutils.for_range(builder, _const(VECTORS)) as loop:
-            _gelu_to_bf16_vector(builder, loop.index, *args)
+        _every_vector(builder, _gelu_to_bf16_vector, args)
         return context.get_dummy_value()
 
     return types.void(*[types.intp] * 4), codegen
@@ -208,8 +215,7 @@ def bias_store_block(typingctx, c_addr, bias_addr, dst_addr, dst_row_stride):
     """The bias epilogue of one block: c [32, 32] float32 (contiguous) + bias [32], stored into
     float32 rows ``dst_row_stride`` bytes apart from ``dst``."""
     def codegen(context, builder, signature, args):
-        with cgutils.for_range(builder, _const(VECTORS)) as loop:
-            _bias_store_vector(builder, loop.index, *args)
+        _every_vector(builder, _bias_store_vector, args)
         return context.get_dummy_value()
 
     return types.void(*[types.intp] * 4), codegen

@@ -22,6 +22,7 @@ from .amx_tile import (bf16_block_32x32, bf16_block_32x32_bias_behind, bf16_bloc
                        gelu_to_bf16_block, load_tile_config, release_tiles)
 from .bf16 import BLOCK, TILE_BYTES, TILE_K, TILE_ROWS
 from .jit import kernel
+from .rows_or_tiles import zero_padding_
 
 JOB_ROWS, JOB_COLS = 1, 16  # 32-blocks per job: one x block held while 16 weight panels stream past
 
@@ -151,12 +152,4 @@ def _matmul_bf16_gelu_tiles(h16, x16, tiles, bias, n, m, threads):
         if done:
             gelu_to_bf16_block(prev_c, prev_bias, prev_h, h_tile_stride)
         release_tiles()
-    # the epilogue ran on whole blocks: padding rows and columns back to zero (explicit loops, so
-    # that Numba does not turn each into a parallel region of its own)
-    for r in range(m, h16.shape[0] * TILE_ROWS):
-        for cb in range(h16.shape[1]):
-            for j in range(TILE_K):
-                h16[r // TILE_ROWS, cb, r % TILE_ROWS, j] = 0
-    for j in range(n, h16.shape[1] * TILE_K):
-        for r in range(m):
-            h16[r // TILE_ROWS, j // TILE_K, r % TILE_ROWS, j % TILE_K] = 0
+    zero_padding_(h16, m, n)  # the epilogue ran on whole blocks, padding rows and columns included
