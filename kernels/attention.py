@@ -22,7 +22,7 @@ from numba import prange
 from .gemm_tile import MR, NR, fma_tile_8x32_
 from .jit import kernel
 from .prefetch import LINE, prefetch_
-from .rows_or_tiles import store_row_, zero_padding_
+from .rows_or_tiles import store_scaled_row_, zero_padding_
 from .softmax import exp_scores_
 
 ROWS_AHEAD = 8
@@ -96,7 +96,5 @@ def attention_(ctx, qkv, seq_starts, num_heads):
             for p in range(values.shape[0]):                    # ctx = (E V) / sum(E)
                 fma_tile_8x32_(scores.ctypes.data, width, values[p].ctypes.data, n, out[0, p * NR:].ctypes.data, out_width)
             for r in range(rows):
-                for c in range(d):
-                    out[r, c] = np.float32(out[r, c] * inv_sums[r])
-                store_row_(ctx, start + i0 + r, h * d, out[r, :d])
+                store_scaled_row_(ctx, start + i0 + r, h * d, out[r, :d], inv_sums[r])
     zero_padding_(ctx, seq_starts[n_seq], hidden)
