@@ -65,10 +65,11 @@ def test_layernorm_writing_tiles_is_the_two_steps_in_one(m, k):
     np.testing.assert_array_equal(fused, expected)
 
 
-@pytest.mark.parametrize("lengths,heads,d", [([1], 1, 8), ([5, 1, 30], 3, 16), ([40, 7], 2, 64)])
+@pytest.mark.parametrize("lengths,heads,d", [([1], 1, 8), ([5, 1, 30], 3, 16), ([9, 20], 3, 24), ([40, 7], 2, 64)])
 def test_attention_writing_tiles_is_the_two_steps_in_one(lengths, heads, d):
     """Attention storing its float32 result straight into the output projection's bf16 tiles:
-    bitwise attention into float32 rows followed by the rounding pass, padding zero."""
+    bitwise attention into float32 rows followed by the rounding pass, padding zero (d = 24: heads
+    start inside a tile row and cross into the next)."""
     from e5np.kernels import attention_
 
     hidden, starts = heads * d, np.cumsum([0] + lengths)
