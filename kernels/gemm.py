@@ -2,19 +2,22 @@
 
 Two implementations behind one seam (``e5np.linear``):
 - ``matmul_packed_``: e5np's own Numba GEMM. W is packed once at load into column panels
-  [ceil(N/NR), K, NR]. Work is split into (block of MB rows, panel) jobs; within a job, each
-  KC-long chunk of the panel (8 KiB) stays in L1 while every 8-row tile of the block runs the
-  register micro-kernel (``gemm_tile.py``) over it. Each output element is summed in KC chunks
-  (two-level summation: float32 round-off grows like sqrt(KC + K/KC), not sqrt(K)) in a fixed
-  order, so a row's result never depends on the other rows in the batch.
+  [ceil(N/NR), K, NR]. Work is split into (block of MB rows, panel) jobs, each taken by the
+  next free worker thread (``jobs.py``); within a job, each KC-long chunk of the panel (8 KiB)
+  stays in L1 while every 8-row tile of the block runs the register micro-kernel (``gemm_tile.py``)
+  over it. Each output element is summed in KC chunks (two-level summation: float32 round-off
+  grows like sqrt(KC + K/KC), not sqrt(K)) in a fixed order, so a row's result never depends on
+  the other rows in the batch, nor on which thread computed it.
 - ``matmul_blas``: NumPy's BLAS on the unpacked weight (``x @ W.T`` without a copy).
 """
 
+import numba
 import numpy as np
 from numba import prange
 
 from .gemm_tile import MR, NR, fma_tile_8x32_
 from .jit import kernel
+from .jobs import job_counter, next_job
 
 KC = 64  # k-steps per register pass (and per summation chunk)
 MB = 64  # rows per job: the x block (MB x K) stays in L2 while the job walks K
@@ -57,9 +60,13 @@ def _row_block(out, x, last_rows, panel, i0, rows, j0):
             out[i0 + r, j0 + j] = total[r // MR, r % MR, j]
 
 
-@kernel(parallel=True)
 def matmul_packed_(out, x, panels):
     """out[M, N] = x[M, K] @ W^T with W given as ``pack_weight(W)``; x rows contiguous."""
+    _matmul_packed(out, x, panels, numba.get_num_threads())
+
+
+@kernel(parallel=True)
+def _matmul_packed(out, x, panels, threads):  # threads as an argument: get_num_threads() inside a kernel stops caching
     # the micro-kernel reads raw addresses: a strided x or panel would give wrong numbers, not an error
     if x.shape[1] > 0 and x.strides[1] != 4:
         raise ValueError("matmul_packed_: the rows of x must be contiguous float32")
@@ -74,8 +81,12 @@ def matmul_packed_(out, x, panels):
     if k_total == 0:
         out[:] = 0.0
         return
-    row_blocks = -(-m // MB)
-    for job in prange(row_blocks * n_panels):
-        rb, p = job // n_panels, job % n_panels
-        i0 = rb * MB
-        _row_block(out, x, last_rows, panels[p], i0, min(MB, m - i0), p * NR)
+    jobs, counter = -(-m // MB) * n_panels, job_counter()
+    for _ in prange(threads):  # one worker per thread, taking the next job when free
+        while True:
+            job = next_job(counter)
+            if job >= jobs:
+                break
+            rb, p = job // n_panels, job % n_panels
+            i0 = rb * MB
+            _row_block(out, x, last_rows, panels[p], i0, min(MB, m - i0), p * NR)

@@ -4,7 +4,8 @@ Import only after ``e5np.cpu.choose_precision`` has chosen bf16 (see amx_tile.py
 into jobs of one 32-row block of x and JOB_COLS 32-column weight panels: the x block stays in
 L1/L2 while the panels stream past, and the output rows are written in long runs (a job of 4 x 4
 blocks measured 10 to 30% slower). Each worker thread loads the tile configuration once and takes
-every other job; neighbouring jobs share their weight panels. Every output element is one fp32
+the next job whenever it is free (``jobs.py``: the two cores here run at different speeds);
+jobs in sequence share their weight panels. Every output element is one fp32
 accumulation over k in a fixed order: a row's result does not depend on the other rows in the
 batch, nor on the thread count.
 
@@ -22,6 +23,7 @@ from .amx_tile import (bf16_block_32x32, bf16_block_32x32_bias_behind, bf16_bloc
                        gelu_to_bf16_block, load_tile_config, release_tiles)
 from .bf16 import BLOCK, TILE_BYTES, TILE_K, TILE_ROWS
 from .jit import kernel
+from .jobs import job_counter, next_job
 from .rows_or_tiles import zero_padding_
 
 JOB_ROWS, JOB_COLS = 1, 16  # 32-blocks per job: one x block held while 16 weight panels stream past
@@ -94,12 +96,16 @@ def _matmul_bf16(out, x16, tiles, bias, add_bias, threads):  # threads as an arg
     row_blocks, col_blocks = -(-m // BLOCK), tiles.shape[0] // 2
     config = _tile_config()
     c_stride, out_stride, panel_bytes = BLOCK * 4, out.strides[0], k_steps * TILE_BYTES
-    for t in prange(threads):
+    jobs, counter = _jobs(row_blocks, col_blocks), job_counter()
+    for _ in prange(threads):  # one worker per thread
         load_tile_config(config.ctypes.data)
         c = np.empty((2, BLOCK, BLOCK), np.float32)  # the block being multiplied, and the one in its epilogue
         done = 0
         prev_c, prev_bias, prev_out = 0, 0, 0  # the previous block, given its bias during this one (0: none)
-        for job in range(t, _jobs(row_blocks, col_blocks), threads):
+        while True:
+            job = next_job(counter)
+            if job >= jobs:
+                break
             r0, r1, c0, c1 = _job_blocks(job, row_blocks, col_blocks)
             for rb in range(r0, r1):
                 for cb in range(c0, c1):
@@ -135,12 +141,16 @@ def _matmul_bf16_gelu_tiles(h16, x16, tiles, bias, n, m, threads):
     row_blocks, col_blocks = -(-m // BLOCK), tiles.shape[0] // 2
     config = _tile_config()
     panel_bytes, h_tile_stride = k_steps * TILE_BYTES, h16.shape[1] * TILE_BYTES  # h16[i, cb] to h16[i + 1, cb]
-    for t in prange(threads):
+    jobs, counter = _jobs(row_blocks, col_blocks), job_counter()
+    for _ in prange(threads):  # one worker per thread
         load_tile_config(config.ctypes.data)
         c = np.empty((2, BLOCK, BLOCK), np.float32)  # the block being multiplied, and the one in its epilogue
         done = 0
         prev_c, prev_bias, prev_h = 0, 0, 0  # the previous block: accumulators, bias, output tiles (0: none yet)
-        for job in range(t, _jobs(row_blocks, col_blocks), threads):
+        while True:
+            job = next_job(counter)
+            if job >= jobs:
+                break
             r0, r1, c0, c1 = _job_blocks(job, row_blocks, col_blocks)
             for rb in range(r0, r1):
                 for cb in range(c0, c1):

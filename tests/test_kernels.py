@@ -2,6 +2,7 @@
 
 import math
 
+import numba
 import numpy as np
 import pytest
 
@@ -10,6 +11,7 @@ from checks import assert_close
 from e5np import kernels
 from e5np.batching import pack_padded
 from e5np.kernels import reference as ref
+from e5np.kernels.jobs import job_counter, next_job
 
 rng = np.random.default_rng(0)
 
@@ -104,6 +106,27 @@ def test_gemm_rows_do_not_depend_on_the_batch():
         part = np.empty((hi - lo, 70), np.float32)
         kernels.matmul_packed_(part, np.ascontiguousarray(x[lo:hi]), panels)
         assert np.array_equal(part, full[lo:hi]), f"rows {lo}:{hi} differ from the same rows in a batch of 37"
+
+
+@numba.njit(parallel=True)
+def _take_every_job(jobs, threads):
+    """How often each job number was handed out, by workers that each take the next free job."""
+    taken = np.zeros(jobs, np.int64)
+    counter = job_counter()
+    for _ in numba.prange(threads):
+        while True:
+            job = next_job(counter)
+            if job >= jobs:
+                break
+            taken[job] += 1  # no race: each number reaches one worker only
+    return taken
+
+
+def test_next_job_hands_every_job_to_exactly_one_worker():
+    """The shared job counter of the parallel kernels: no job skipped, none done twice (a counter
+    that is not atomic hands some numbers to both workers)."""
+    for _ in range(5):
+        assert (_take_every_job(200_000, 2) == 1).all()
 
 
 def test_exp_scores_within_two_ulp():
@@ -221,4 +244,4 @@ def test_kernel_cache_is_keyed_by_every_kernel_source(tmp_path):
     files[0].write_text("x = 2\n")
     assert jit.source_digest(files) != before
     assert jit.CACHE_DIR.endswith(jit.source_digest(Path(jit.__file__).parent.glob("*.py")))
-    assert gemm.matmul_packed_._cache._cache_path.startswith(jit.CACHE_DIR)
+    assert gemm._matmul_packed._cache._cache_path.startswith(jit.CACHE_DIR)
