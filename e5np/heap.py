@@ -1,9 +1,9 @@
 """Giving freed heap memory back to the OS (after packing the weights, after a buffer grows).
 
-glibc raises its mmap threshold each time a large block is freed (up to 32 MB), so later large
+glibc raises its mmap threshold each time a large block is freed (up to 32 MiB), so later large
 blocks come from the heap, and once freed their pages keep counting in the process's RSS: packing
-e5-large's weights (the stacked Q|K|V weight, the bf16 rounding steps) left 52 MB behind, the
-forward pass's grown buffers about 30 MB more (measured). ``malloc_trim`` hands them back. A no-op
+e5-large's weights (the stacked Q|K|V weight, the bf16 rounding steps) left 52 MiB behind, the
+forward pass's grown buffers about 30 MiB more (measured). ``malloc_trim`` hands them back. A no-op
 where the C library has none (musl, macOS).
 """
 
