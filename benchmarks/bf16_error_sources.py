@@ -38,17 +38,10 @@ EXACT_ALONE = ("qkv", "attn_out", "ffn_in")
 LINEARS = ("qkv", "attn_out", "ffn_in", "ffn_out")
 
 
-def unpack_bf16_weight(linear: Linear) -> np.ndarray:
-    """The float32 values of a Linear's bf16 VNNI tiles [N'/16, K'/32, 16, 32], as [N', K']."""
-    n16, k32 = linear.weight.shape[:2]
-    pairs = linear.weight.reshape(n16, k32, 16, 16, 2)  # [col tile, k step, k pair, column, k in pair]
-    return bf16.bf16_bits_to_f32(pairs.transpose(0, 3, 1, 2, 4).reshape(n16 * 16, k32 * 32))
-
-
 def fp32_on_rounded_weights(fp32_linear: Linear, bf16_linear: Linear) -> Linear:
     """The fp32 GEMM's Linear, its weights replaced by the bf16-rounded ones the AMX path uses."""
     n, k = fp32_linear.out_features, fp32_linear.weight.shape[1]  # the fp32 GEMM's panels: [N'/32, K, 32]
-    return Linear.from_checkpoint(unpack_bf16_weight(bf16_linear)[:n, :k], fp32_linear.bias, "numba")
+    return Linear.from_checkpoint(bf16.weight_tiles_to_rows(bf16_linear.weight)[:n, :k], fp32_linear.bias, "numba")
 
 
 def with_linears(model: E5Model, layers) -> E5Model:

@@ -67,6 +67,14 @@ def round_to_bf16_tiles_(out, x_bits):
                         out[t, s, r, c] = 0
 
 
+def weight_tiles_to_rows(tiles: np.ndarray) -> np.ndarray:
+    """The inverse layout of ``pack_weight_bf16``: [N'/16, K'/32, 16, 32] VNNI tiles -> the bf16
+    weight [N', K'] as float32 (padding included)."""
+    n16, k32 = tiles.shape[:2]
+    pairs = tiles.reshape(n16, k32, TILE_ROWS, TILE_ROWS, 2)  # [column tile, k step, k pair, column, k in pair]
+    return bf16_bits_to_f32(pairs.transpose(0, 3, 1, 2, 4).reshape(n16 * TILE_ROWS, k32 * TILE_K))
+
+
 def bf16_tiles_to_rows(tiles: np.ndarray, m: int, k: int) -> np.ndarray:
     """The inverse layout of ``round_to_bf16_tiles_`` (for tests): [M'/16, K'/32, 16, 32] -> [m, k]."""
     return tiles.transpose(0, 2, 1, 3).reshape(tiles.shape[0] * TILE_ROWS, -1)[:m, :k]

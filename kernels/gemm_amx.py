@@ -4,10 +4,10 @@ Import only after ``e5np.cpu.choose_precision`` has chosen bf16 (see amx_tile.py
 into jobs of one 32-row block of x and JOB_COLS 32-column weight panels: the x block stays in
 L1/L2 while the panels stream past, and the output rows are written in long runs (a job of 4 x 4
 blocks measured 10 to 30% slower). Each worker thread loads the tile configuration once and takes
-the next job whenever it is free (``jobs.py``: the two cores here run at different speeds);
-jobs in sequence share their weight panels. Every output element is one fp32
-accumulation over k in a fixed order: a row's result does not depend on the other rows in the
-batch, nor on the thread count.
+the next job whenever it is free (``jobs.py``: the two cores here run at different speeds); jobs
+in sequence share their weight panels. Every output element is one fp32 accumulation over k in a
+fixed order: a row's result does not depend on the other rows in the batch, nor on which thread
+computed it or how many there are.
 
 Two epilogues, each run on a 32 x 32 block of accumulators while the tile unit computes the next
 block: ``matmul_bf16_`` stores fp32 rows (adding the bias, if given); ``matmul_bf16_gelu_tiles_``

@@ -93,6 +93,9 @@ def test_weight_tiles_are_vnni_pairs():
         j, s, r, e = col // 16, kk // 32, (kk % 32) // 2, kk % 2
         assert tiles[j, s, r, 2 * (col % 16) + e] == bits[col, kk], (col, kk)
     assert not tiles[2, :, :, 2 * (40 % 16):].any(), "padded columns must be zero"
+    rows = bf16.weight_tiles_to_rows(tiles)
+    np.testing.assert_array_equal(rows[:n, :k], bf16.bf16_bits_to_f32(bits))
+    assert not rows[n:].any() and not rows[:, k:].any(), "padding must be exact zeros"
 
 
 E5_SHAPES = [(384, 1536), (1536, 384), (768, 3072), (3072, 768), (1024, 4096), (4096, 1024)]
