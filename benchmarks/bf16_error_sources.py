@@ -41,7 +41,8 @@ LINEARS = ("qkv", "attn_out", "ffn_in", "ffn_out")
 def fp32_on_rounded_weights(fp32_linear: Linear, bf16_linear: Linear) -> Linear:
     """The fp32 GEMM's Linear, its weights replaced by the bf16-rounded ones the AMX path uses."""
     n, k = fp32_linear.out_features, fp32_linear.weight.shape[1]  # the fp32 GEMM's panels: [N'/32, K, 32]
-    return Linear.from_checkpoint(bf16.weight_tiles_to_rows(bf16_linear.weight)[:n, :k], fp32_linear.bias, "numba")
+    rows = bf16.weight_tiles_to_rows(bf16_linear.weight, 2 if bf16_linear.split else 1)  # hi + lo where split
+    return Linear.from_checkpoint(rows[:n, :k], fp32_linear.bias, "numba")
 
 
 def with_linears(model: E5Model, layers) -> E5Model:

@@ -6,6 +6,8 @@
 - ``"amx-bf16"``: bf16 inputs, fp32 accumulation on AMX tiles (``kernels/gemm_amx.py``); weights
   packed once at load into bf16 VNNI tiles (half the memory), activations rounded to bf16 on the
   way in. Batch-invariant bit for bit too. Only after ``e5np.cpu.choose_precision`` chose it.
+  ``split`` weights are held as two bf16 parts, hi + lo (16 of the weight's 24 bits, twice the
+  GEMM work): the model uses them where one part's rounding costs the most (``weights.py``).
 """
 
 from dataclasses import dataclass
@@ -25,18 +27,21 @@ class Linear:
     bias: np.ndarray    # [N]
     out_features: int
     gemm: str
+    split: bool = False  # "amx-bf16" weights as hi + lo bf16 parts (``pack_weight_bf16``)
 
     @classmethod
-    def from_checkpoint(cls, weight: np.ndarray, bias: np.ndarray, gemm_name: str) -> "Linear":
+    def from_checkpoint(cls, weight: np.ndarray, bias: np.ndarray, gemm_name: str, split: bool = False) -> "Linear":
+        """``split``: on "amx-bf16", hold W as bf16 hi + lo (the fp32 GEMMs use W as it is)."""
         if gemm_name not in GEMMS:
             raise ValueError(f"gemm must be one of {GEMMS}, not {gemm_name!r}")
+        split = split and gemm_name == "amx-bf16"
         if gemm_name == "numba":
             prepared = gemm.pack_weight(weight)
         elif gemm_name == "amx-bf16":
-            prepared = bf16.pack_weight_bf16(weight)
+            prepared = bf16.pack_weight_bf16(weight, split)
         else:
             prepared = weight
-        return cls(prepared, np.ascontiguousarray(bias, dtype=np.float32), weight.shape[0], gemm_name)
+        return cls(prepared, np.ascontiguousarray(bias, dtype=np.float32), weight.shape[0], gemm_name, split)
 
     def matmul(self, x: np.ndarray, out: np.ndarray, ws: Workspace) -> np.ndarray:
         """out = x @ W^T (the bias is left to the fused epilogue that follows). x is float32 rows,
@@ -46,7 +51,7 @@ class Linear:
         elif self.gemm == "amx-bf16":
             from .kernels import gemm_amx  # imported only once AMX is known to be usable
 
-            gemm_amx.matmul_bf16_(out, self._as_tiles(x, ws), self.weight)
+            gemm_amx.matmul_bf16_(out, self._as_tiles(x, ws), self.weight, split=self.split)
         else:
             gemm.matmul_blas(out, x, self.weight)
         return out
@@ -59,7 +64,7 @@ class Linear:
             return out
         from .kernels import gemm_amx
 
-        gemm_amx.matmul_bf16_(out, self._as_tiles(x, ws), self.weight, self.bias)
+        gemm_amx.matmul_bf16_(out, self._as_tiles(x, ws), self.weight, self.bias, self.split)
         return out
 
     def matmul_gelu(self, x: np.ndarray, rows: int, ws: Workspace) -> np.ndarray:
@@ -92,7 +97,8 @@ class Linear:
 
     def input_tiles(self, rows: int, ws: Workspace) -> np.ndarray:
         """The workspace buffer of bf16 tiles this Linear reads, for ``rows`` input rows."""
-        return self._tiles_buffer(f"x in bf16 tiles, K/32 = {self.weight.shape[1]}", rows, self.weight.shape[1], ws)
+        k_steps = self.weight.shape[1] // (2 if self.split else 1)
+        return self._tiles_buffer(f"x in bf16 tiles, K/32 = {k_steps}", rows, k_steps, ws)
 
     def _as_tiles(self, x: np.ndarray, ws: Workspace) -> np.ndarray:
         """x as bf16 tiles: as given if it is already (uint16), else float32 rows rounded into them."""

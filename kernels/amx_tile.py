@@ -57,8 +57,10 @@ def release_tiles(typingctx):
 
 
 def _block_32x32(builder, args, behind=None):
-    """c[32, 32] (fp32, row stride ``c_stride`` bytes) = x[32, 32 k_steps] @ w over the full K;
-    args = (x_addr, x_panel_stride, w_addr, w_panel_stride, k_steps, c_addr, c_stride).
+    """c[32, 32] (fp32, row stride ``c_stride`` bytes) = x[32, 32 x_steps] @ w over the full K;
+    args = (x_addr, x_panel_stride, x_steps, w_addr, w_panel_stride, k_steps, c_addr, c_stride).
+    w has k_steps k steps, x_steps or a multiple of it: w's parts (hi and lo of a split weight,
+    ``pack_weight_bf16``) each multiply all of x, into the same accumulators.
 
     Both operands are panels of contiguous 1 KiB tiles, the tile of k step s at s * 1024 bytes:
     x two panels of 16 rows (bf16 16 x 32 tiles), ``x_panel_stride`` bytes apart; w two panels
@@ -67,7 +69,7 @@ def _block_32x32(builder, args, behind=None):
     ``behind``: (epilogue, its arguments), the epilogue of the block before, one 16-float vector
     at a time, spread over this block's k steps: the vector units work while the tile unit multiplies.
     """
-    x_i, x_panel_stride, w_i, w_panel_stride, k_steps, c_i, c_stride = args
+    x_i, x_panel_stride, x_steps, w_i, w_panel_stride, k_steps, c_i, c_stride = args
     load = _llvm(builder, "llvm.x86.tileloadd64", [_i8, _ptr, _i64])
     dot = _llvm(builder, "llvm.x86.tdpbf16ps", [_i8, _i8, _i8])
     zero = _llvm(builder, "llvm.x86.tilezero", [_i8])
@@ -92,8 +94,8 @@ def _block_32x32(builder, args, behind=None):
     loop, done = builder.append_basic_block("k_loop"), builder.append_basic_block("k_done")
     builder.branch(loop)
     builder.position_at_end(loop)
-    k = builder.phi(_i64)
-    offset = builder.mul(k, _const(TILE_BYTES))
+    k, x_k = builder.phi(_i64), builder.phi(_i64)  # the k step in w, and in x (k mod x_steps)
+    offset, x_offset = builder.mul(k, _const(TILE_BYTES)), builder.mul(x_k, _const(TILE_BYTES))
     ahead = builder.add(offset, _const(2 * TILE_BYTES))  # two k steps ahead
     # the weight tiles two steps ahead: they stream past while the x block is reused from cache
     # (prefetching both measured 10 to 20% faster than neither; the weights alone 6 to 8% more, A/B in random order)
@@ -106,7 +108,7 @@ def _block_32x32(builder, args, behind=None):
     for loads, products in ((((4, x_i), (6, w_i)), ((0, 4, 6),)), (((7, w_right),), ((1, 4, 7),)),
                             (((5, x_lower),), ((2, 5, 6), (3, 5, 7)))):
         for tile, base in loads:
-            builder.call(load, [_tile(tile), address(base, offset), row_bytes])
+            builder.call(load, [_tile(tile), address(base, x_offset if tile in (4, 5) else offset), row_bytes])
         for c, a, b in products:
             builder.call(dot, [_tile(c), _tile(a), _tile(b)])
     if behind is not None:  # vector work on the AVX-512 ports while the tile unit multiplies
@@ -115,11 +117,13 @@ def _block_32x32(builder, args, behind=None):
         first, last = (builder.select(builder.icmp_signed("<", i, _const(VECTORS)), i, _const(VECTORS)) for i in (first, last))
         with cgutils.for_range_slice(builder, first, last, _const(1)) as (vector, _):
             epilogue(builder, vector, *epilogue_args)
-    k_next = builder.add(k, _const(1))
+    k_next, x_k_next = builder.add(k, _const(1)), builder.add(x_k, _const(1))
+    x_k_next = builder.select(builder.icmp_signed("==", x_k_next, x_steps), _const(0), x_k_next)
     latch = builder.basic_block
     builder.cbranch(builder.icmp_signed("<", k_next, k_steps), loop, done)
-    k.add_incoming(_const(0), entry)
-    k.add_incoming(k_next, latch)
+    for phi, first, following in ((k, _const(0), k_next), (x_k, _const(0), x_k_next)):
+        phi.add_incoming(first, entry)
+        phi.add_incoming(following, latch)
 
     builder.position_at_end(done)
     c_lower = builder.add(c_i, builder.mul(c_stride, _const(TILE_ROWS)))
@@ -164,39 +168,39 @@ def _every_vector(builder, epilogue, args):
 
 
 @intrinsic
-def bf16_block_32x32(typingctx, x_addr, x_panel_stride, w_addr, w_panel_stride, k_steps, c_addr, c_stride):
+def bf16_block_32x32(typingctx, x_addr, x_panel_stride, x_steps, w_addr, w_panel_stride, k_steps, c_addr, c_stride):
     """One AMX block (``_block_32x32``), nothing else."""
     def codegen(context, builder, signature, args):
         _block_32x32(builder, args)
         return context.get_dummy_value()
 
-    return types.void(*[types.intp] * 7), codegen
+    return types.void(*[types.intp] * 8), codegen
 
 
 @intrinsic
-def bf16_block_32x32_gelu_behind(typingctx, x_addr, x_panel_stride, w_addr, w_panel_stride, k_steps, c_addr, c_stride,
-                                 prev_c, prev_bias, prev_dst, dst_tile_stride):
+def bf16_block_32x32_gelu_behind(typingctx, x_addr, x_panel_stride, x_steps, w_addr, w_panel_stride, k_steps, c_addr,
+                                 c_stride, prev_c, prev_bias, prev_dst, dst_tile_stride):
     """One AMX block (``_block_32x32``), and meanwhile the previous block's FFN epilogue
     (``gelu_to_bf16_block`` of prev_c, prev_bias, prev_dst; prev_c 0: none). With the epilogue
     after each block instead, the FFN GEMM took 1.35 to 1.5x as long at 512 to 2,555 rows."""
     def codegen(context, builder, signature, args):
-        _block_32x32(builder, args[:7], behind=(_gelu_to_bf16_vector, args[7:]))
+        _block_32x32(builder, args[:8], behind=(_gelu_to_bf16_vector, args[8:]))
         return context.get_dummy_value()
 
-    return types.void(*[types.intp] * 11), codegen
+    return types.void(*[types.intp] * 12), codegen
 
 
 @intrinsic
-def bf16_block_32x32_bias_behind(typingctx, x_addr, x_panel_stride, w_addr, w_panel_stride, k_steps, c_addr, c_stride,
-                                 prev_c, prev_bias, prev_dst, dst_row_stride):
+def bf16_block_32x32_bias_behind(typingctx, x_addr, x_panel_stride, x_steps, w_addr, w_panel_stride, k_steps, c_addr,
+                                 c_stride, prev_c, prev_bias, prev_dst, dst_row_stride):
     """One AMX block (``_block_32x32``), and meanwhile the previous block's bias epilogue
     (``bias_store_block`` of prev_c, prev_bias, prev_dst; prev_c 0: none). The QKV GEMM with a
     bias pass after it took 1.04 to 1.16x as long as with the bias here (448 to 8,192 rows)."""
     def codegen(context, builder, signature, args):
-        _block_32x32(builder, args[:7], behind=(_bias_store_vector, args[7:]))
+        _block_32x32(builder, args[:8], behind=(_bias_store_vector, args[8:]))
         return context.get_dummy_value()
 
-    return types.void(*[types.intp] * 11), codegen
+    return types.void(*[types.intp] * 12), codegen
 
 
 @intrinsic

@@ -31,13 +31,25 @@ def bf16_bits_to_f32(b: np.ndarray) -> np.ndarray:
     return (b.astype(np.uint32) << 16).view(np.float32)
 
 
-def pack_weight_bf16(w: np.ndarray) -> np.ndarray:
+def pack_weight_bf16(w: np.ndarray, split: bool = False) -> np.ndarray:
     """[N, K] float32 nn.Linear weight -> [N'/16, K'/32, 16, 32] bf16 VNNI tiles (N' a multiple of
     32, K' of 32, zero-padded). Tile (j, s) holds columns 16j.. and k 32s..; its row r is the k pair
-    (2r, 2r + 1) of each of the 16 columns, interleaved, as ``tdpbf16ps`` reads it."""
-    n, k = w.shape
+    (2r, 2r + 1) of each of the 16 columns, interleaved, as ``tdpbf16ps`` reads it.
+
+    ``split``: W as two bf16 parts, hi = bf16(W) and lo = bf16(W - hi), their k steps one after the
+    other ([N'/16, 2K'/32, 16, 32]); hi + lo holds 16 of W's 24 significant bits where hi holds 8.
+    The GEMM multiplies x by both (``matmul_bf16_``) for twice the work of one."""
+    hi = to_bf16_bits(w)
+    if not split:
+        return _vnni_tiles(hi)
+    lo = to_bf16_bits(np.asarray(w, np.float32) - bf16_bits_to_f32(hi))
+    return np.concatenate([_vnni_tiles(hi), _vnni_tiles(lo)], axis=1)
+
+
+def _vnni_tiles(bits: np.ndarray) -> np.ndarray:
+    n, k = bits.shape
     padded = np.zeros((round_up(n, BLOCK), round_up(k, TILE_K)), np.uint16)
-    padded[:n, :k] = to_bf16_bits(w)
+    padded[:n, :k] = bits
     tiles = padded.reshape(padded.shape[0] // TILE_ROWS, TILE_ROWS, padded.shape[1] // TILE_K, TILE_ROWS, 2)
     return np.ascontiguousarray(tiles.transpose(0, 2, 3, 1, 4)).reshape(
         padded.shape[0] // TILE_ROWS, padded.shape[1] // TILE_K, TILE_ROWS, TILE_K)
@@ -67,12 +79,13 @@ def round_to_bf16_tiles_(out, x_bits):
                         out[t, s, r, c] = 0
 
 
-def weight_tiles_to_rows(tiles: np.ndarray) -> np.ndarray:
+def weight_tiles_to_rows(tiles: np.ndarray, parts: int = 1) -> np.ndarray:
     """The inverse layout of ``pack_weight_bf16``: [N'/16, K'/32, 16, 32] VNNI tiles -> the bf16
-    weight [N', K'] as float32 (padding included)."""
-    n16, k32 = tiles.shape[:2]
-    pairs = tiles.reshape(n16, k32, TILE_ROWS, TILE_ROWS, 2)  # [column tile, k step, k pair, column, k in pair]
-    return bf16_bits_to_f32(pairs.transpose(0, 3, 1, 2, 4).reshape(n16 * TILE_ROWS, k32 * TILE_K))
+    weight [N', K'] as float32 (padding included); for ``parts`` = 2 (``split``), hi + lo (exact
+    in float32: 16 significant bits)."""
+    n16, k32 = tiles.shape[0], tiles.shape[1] // parts
+    pairs = tiles.reshape(n16, parts, k32, TILE_ROWS, TILE_ROWS, 2)  # [column tile, part, k step, k pair, column, k in pair]
+    return bf16_bits_to_f32(pairs.transpose(1, 0, 4, 2, 3, 5).reshape(parts, n16 * TILE_ROWS, k32 * TILE_K)).sum(0)
 
 
 def bf16_tiles_to_rows(tiles: np.ndarray, m: int, k: int) -> np.ndarray:

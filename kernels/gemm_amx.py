@@ -47,15 +47,19 @@ def _check_tiles(caller, **arrays):
             raise ValueError(f"{caller}: {name} must be C-contiguous uint16 tiles [.., .., 16, 32]")
 
 
-def matmul_bf16_(out, x16, tiles, bias=None):
+def matmul_bf16_(out, x16, tiles, bias=None, split=False):
     """out[M, N] = x @ W^T (+ bias, if given: added to each block while the tile unit computes the
     next); x16 is x as ``round_to_bf16_tiles_`` writes it [M'/16, K'/32, 16, 32], tiles is
-    ``pack_weight_bf16(W)`` [N'/16, K'/32, 16, 32]. Only real rows and columns are written."""
+    ``pack_weight_bf16(W, split)`` [N'/16, K'/32, 16, 32], with twice the k steps if ``split`` (then
+    out = x @ (hi + lo)^T). Only real rows and columns are written."""
     _check_tiles("matmul_bf16_", x16=x16, tiles=tiles)
     if out.dtype != np.float32:
         raise ValueError("matmul_bf16_: out must be float32")
     if bias is not None and (bias.dtype != np.float32 or bias.shape != (out.shape[1],)):
         raise ValueError("matmul_bf16_: bias must be float32 [N]")
+    if tiles.shape[1] != (2 if split else 1) * x16.shape[1]:
+        raise ValueError(f"matmul_bf16_: x16 has {x16.shape[1]} k steps, the weight tiles {tiles.shape[1]}"
+                         f"{' (split: hi and lo)' if split else ''}; they do not match")
     _matmul_bf16(out, x16, tiles, np.zeros(0, np.float32) if bias is None else bias, bias is not None,
                  numba.get_num_threads())
 
@@ -65,6 +69,8 @@ def matmul_bf16_gelu_tiles_(h16, x16, tiles, bias, m):
     from the accumulators with no float32 [M, N] in between. Bit for bit what ``matmul_bf16_``,
     ``bias_gelu_f32_`` and ``round_to_bf16_tiles_`` give one after the other; rows from m on are zero."""
     _check_tiles("matmul_bf16_gelu_tiles_", h16=h16, x16=x16, tiles=tiles)
+    if tiles.shape[1] != x16.shape[1]:
+        raise ValueError("matmul_bf16_gelu_tiles_: x16 and the weight tiles differ in k steps (split weights: not here)")
     if bias.dtype != np.float32 or h16.shape[1] * TILE_K != tiles.shape[0] * TILE_ROWS or bias.shape[0] > h16.shape[1] * TILE_K:
         raise ValueError("matmul_bf16_gelu_tiles_: h16 or bias do not match the weight tiles")
     padded_bias = np.zeros(h16.shape[1] * TILE_K, np.float32)  # so that every block reads 32 biases
@@ -88,14 +94,14 @@ def _jobs(row_blocks, col_blocks):
 @kernel(parallel=True)
 def _matmul_bf16(out, x16, tiles, bias, add_bias, threads):  # threads as an argument: get_num_threads() inside a kernel stops caching
     m, n = out.shape
-    k_steps = x16.shape[1]
+    x_steps, k_steps = x16.shape[1], tiles.shape[1]
     if out.strides[1] != 4:
         raise ValueError("matmul_bf16_: the rows of out must be contiguous float32")
-    if x16.shape[0] % 2 or x16.shape[0] * TILE_ROWS < m or tiles.shape[1] != k_steps or tiles.shape[0] * TILE_ROWS < n:
+    if x16.shape[0] % 2 or x16.shape[0] * TILE_ROWS < m or k_steps % x_steps or tiles.shape[0] * TILE_ROWS < n:
         raise ValueError("matmul_bf16_: x16 or tiles do not match out (use round_to_bf16_tiles_ and pack_weight_bf16)")
     row_blocks, col_blocks = -(-m // BLOCK), tiles.shape[0] // 2
     config = _tile_config()
-    c_stride, out_stride, panel_bytes = BLOCK * 4, out.strides[0], k_steps * TILE_BYTES
+    c_stride, out_stride, x_panel, w_panel = BLOCK * 4, out.strides[0], x_steps * TILE_BYTES, k_steps * TILE_BYTES
     jobs, counter = _jobs(row_blocks, col_blocks), job_counter()
     for _ in prange(threads):  # one worker per thread
         load_tile_config(config.ctypes.data)
@@ -114,10 +120,10 @@ def _matmul_bf16(out, x16, tiles, bias, add_bias, threads):  # threads as an arg
                     whole = rows == BLOCK and cols == BLOCK
                     block_out = out[rb * BLOCK, cb * BLOCK:].ctypes.data
                     if whole and not add_bias:  # tiles stored straight into out
-                        bf16_block_32x32(x, panel_bytes, w, panel_bytes, k_steps, block_out, out_stride)
+                        bf16_block_32x32(x, x_panel, x_steps, w, w_panel, k_steps, block_out, out_stride)
                         continue
                     this_c = c[done % 2]  # through c: the bias comes first, and an edge block's padding stays out of out
-                    bf16_block_32x32_bias_behind(x, panel_bytes, w, panel_bytes, k_steps, this_c.ctypes.data, c_stride,
+                    bf16_block_32x32_bias_behind(x, x_panel, x_steps, w, w_panel, k_steps, this_c.ctypes.data, c_stride,
                                                  prev_c, prev_bias, prev_out, out_stride)
                     prev_c = 0
                     if whole:  # its bias added and stored during the next block
@@ -135,12 +141,13 @@ def _matmul_bf16(out, x16, tiles, bias, add_bias, threads):  # threads as an arg
 
 @kernel(parallel=True)
 def _matmul_bf16_gelu_tiles(h16, x16, tiles, bias, n, m, threads):
-    k_steps = x16.shape[1]
-    if x16.shape[0] % 2 or x16.shape[0] * TILE_ROWS < m or tiles.shape[1] != k_steps or h16.shape[0] != x16.shape[0]:
+    x_steps, k_steps = x16.shape[1], tiles.shape[1]
+    if x16.shape[0] % 2 or x16.shape[0] * TILE_ROWS < m or k_steps != x_steps or h16.shape[0] != x16.shape[0]:
         raise ValueError("matmul_bf16_gelu_tiles_: x16, tiles and h16 do not match")
     row_blocks, col_blocks = -(-m // BLOCK), tiles.shape[0] // 2
     config = _tile_config()
-    panel_bytes, h_tile_stride = k_steps * TILE_BYTES, h16.shape[1] * TILE_BYTES  # h16[i, cb] to h16[i + 1, cb]
+    x_panel, w_panel = x_steps * TILE_BYTES, k_steps * TILE_BYTES
+    h_tile_stride = h16.shape[1] * TILE_BYTES  # h16[i, cb] to h16[i + 1, cb]
     jobs, counter = _jobs(row_blocks, col_blocks), job_counter()
     for _ in prange(threads):  # one worker per thread
         load_tile_config(config.ctypes.data)
@@ -155,7 +162,7 @@ def _matmul_bf16_gelu_tiles(h16, x16, tiles, bias, n, m, threads):
             for rb in range(r0, r1):
                 for cb in range(c0, c1):
                     this_c = c[done % 2].ctypes.data
-                    bf16_block_32x32_gelu_behind(x16[2 * rb].ctypes.data, panel_bytes, tiles[2 * cb].ctypes.data, panel_bytes,
+                    bf16_block_32x32_gelu_behind(x16[2 * rb].ctypes.data, x_panel, x_steps, tiles[2 * cb].ctypes.data, w_panel,
                                                  k_steps, this_c, BLOCK * 4, prev_c, prev_bias, prev_h, h_tile_stride)
                     prev_c, prev_bias, prev_h = this_c, bias[cb * BLOCK:].ctypes.data, h16[2 * rb, cb].ctypes.data
                     done += 1

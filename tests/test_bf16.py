@@ -121,6 +121,30 @@ def test_amx_gemm_against_float64_of_the_rounded_inputs(m, k, n):
 
 
 @needs_amx
+@pytest.mark.parametrize("m,k,n", [(1, 1024, 1024), (17, 64, 37), (40, 384, 384), (513, 768, 768)])
+def test_amx_gemm_with_split_weights_multiplies_by_hi_plus_lo(m, k, n):
+    """Split weights: x @ (hi + lo)^T, hi = bf16(W), lo = bf16(W - hi), as one fp32 accumulation."""
+    from e5np.kernels.gemm_amx import matmul_bf16_
+
+    x = RNG.standard_normal((m, k)).astype(np.float32)
+    w = (RNG.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32)
+    x16 = np.empty((bf16.round_up(m, 32) // 16, bf16.round_up(k, 32) // 32, 16, 32), np.uint16)
+    bf16.round_to_bf16_tiles_(x16, x.view(np.uint32))
+    tiles = bf16.pack_weight_bf16(w, split=True)
+    hi = as_float(bf16.to_bf16_bits(w))
+    hi_lo = hi + as_float(bf16.to_bf16_bits((w - hi).astype(np.float32)))
+    np.testing.assert_array_equal(bf16.weight_tiles_to_rows(tiles, 2)[:n, :k], hi_lo)
+    assert np.abs(hi_lo - w).max() <= 2.0 ** -16 * np.abs(w).max(), "hi + lo must hold 16 bits of W"
+    out = np.full((m, n), np.nan, np.float32)
+    matmul_bf16_(out, x16, tiles, split=True)
+    xr = as_float(bf16.to_bf16_bits(x))
+    error = np.abs(out - xr @ hi_lo.T) / (np.abs(xr) @ np.abs(hi_lo).T)
+    assert error.max() <= tol.BF16_GEMM_REL, f"max relative error {error.max():.3g} at M={m} K={k} N={n}"
+    with pytest.raises(ValueError, match="do not match"):
+        matmul_bf16_(out, x16, tiles)  # split weights, called as if not
+
+
+@needs_amx
 @pytest.mark.parametrize("m,k,n", [(1, 384, 1152), (17, 64, 37), (40, 1024, 3072), (513, 768, 2304)])
 def test_amx_gemm_bias_epilogue_is_the_two_steps_in_one(m, k, n):
     """The bias added to each block while the next is multiplied: bitwise the GEMM, then + bias."""
