@@ -20,8 +20,9 @@ FFN_ROWS = 512  # tokens per FFN step (a multiple of 32: bf16 tiles are sliced i
 
 def embed(batch: PackedBatch, w: EmbeddingWeights, eps: float, out: np.ndarray) -> np.ndarray:
     """HF BertEmbeddings: LayerNorm(word + token_type + position)           # ids [T] -> [T, H]"""
-    embed_layernorm_(out, batch.input_ids, batch.position_ids, batch.token_type_ids,
-                     w.word, w.position, w.token_type, w.norm.gamma, w.norm.beta, eps)
+    words, word_index = w.word.rows_for(batch.input_ids)  # the batch's distinct tokens' rows
+    embed_layernorm_(out, word_index, batch.position_ids, batch.token_type_ids,
+                     words, w.position, w.token_type, w.norm.gamma, w.norm.beta, eps)
     return out
 
 
@@ -45,7 +46,8 @@ def encoder_layer_(x: np.ndarray, x_in: np.ndarray, w: LayerWeights, batch: Pack
     qkv = w.qkv.matmul_bias(x_in, ws.get("qkv", T, 3 * H), ws)             # [T, H] -> [T, 3H], q|k|v + bias
     ctx = w.attn_out.input_tiles(T, ws) if w.attn_out.reads_tiles else ws.get("ctx", T, H)
     attention_(ctx, qkv, batch.seq_starts, c.num_attention_heads)          # [T, 3H] -> [T, H], per sequence
-    y = w.attn_out.matmul(ctx, ws.get("y", T, H), ws)                      # [T, H] -> [T, H]
+    y = qkv.reshape(-1)[:T * H].reshape(T, H)  # Q|K|V are spent: y takes their memory (T x H floats less)
+    y = w.attn_out.matmul(ctx, y, ws)                                      # [T, H] -> [T, H]
     x_in = add_norm_(x, y, w.attn_out.bias, w.attn_norm, eps, w.ffn_in, ws)  # x = LN(y + b + x)
     y = feed_forward_(x_in, w.ffn_in, w.ffn_out, y, ws)                    # [T, H] -> [T, I] -> [T, H]
     return add_norm_(x, y, w.ffn_out.bias, w.ffn_norm, eps, next_qkv, ws)  # x = LN(y + b + x)

@@ -15,6 +15,7 @@ from .config import BertConfig
 from .errors import ModelFileError
 from .heap import release_freed_memory
 from .linear import Linear
+from .word_rows import WordRows
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Norm:
 
 @dataclass(frozen=True)
 class EmbeddingWeights:
-    word: np.ndarray        # embeddings.word_embeddings.weight [vocab, H]
+    word: WordRows          # embeddings.word_embeddings.weight [vocab, H], read by rows
     position: np.ndarray    # embeddings.position_embeddings.weight [max_positions, H]
     token_type: np.ndarray  # embeddings.token_type_embeddings.weight [type_vocab, H]
     norm: Norm              # embeddings.LayerNorm
@@ -97,7 +98,7 @@ def load_weights(folder: Path, config: BertConfig, gemm: str) -> Weights:
         return Norm(t[name + ".weight"], t[name + ".bias"])
 
     embeddings = EmbeddingWeights(
-        word=t["embeddings.word_embeddings.weight"],
+        word=WordRows(t["embeddings.word_embeddings.weight"]),
         position=t["embeddings.position_embeddings.weight"],
         token_type=t["embeddings.token_type_embeddings.weight"],
         norm=norm("embeddings.LayerNorm"),

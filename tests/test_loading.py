@@ -2,14 +2,18 @@
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from e5np import E5Model, ModelFileError, UnsupportedModelError
+from e5np import E5Model, ModelFileError, UnsupportedModelError, word_rows
 from e5np.checkpoint import read_tensors
 from e5np.config import BertConfig
+from e5np.word_rows import WordRows
+from texts import PARITY_TEXTS
 
 SHARED_CONFIGS = ["e5-large", "e5-large-v2", "e5-base-v2", "e5-small-v2"]
 
@@ -132,3 +136,61 @@ def test_missing_config(model_copy):
     (model_copy / "config.json").unlink()
     with pytest.raises(ModelFileError, match="config.json"):
         E5Model(model_copy)
+
+
+def test_word_rows_read_from_the_file_are_the_tables(tiny_folder):
+    table = read_tensors(tiny_folder)["embeddings.word_embeddings.weight"]
+    vocab = table.shape[0]
+    ids = np.array([5, 0, vocab - 1, 5, 17, 0, 3], np.int32)  # repeats and both ends
+    for from_file in (True, False):
+        word = WordRows(table, read_from_file=from_file)
+        rows, index = word.rows_for(ids)
+        assert word.reads_from_file == from_file
+        np.testing.assert_array_equal(rows[index], np.asarray(table)[ids])
+        if from_file:
+            assert rows.shape[0] == 5, "one row per distinct id"
+        with pytest.raises(ValueError, match=f"token id {vocab} is outside"):
+            word.rows_for(np.array([1, vocab], np.int32))
+
+
+RSS_OF_FILE = """
+import sys, numpy as np
+from pathlib import Path
+from tokenizers import Tokenizer
+from e5np import E5Model, word_rows
+word_rows.READ_FROM_FILE_ABOVE = 0 if sys.argv[2] == "file" else 2**62
+folder = Path(sys.argv[1])
+model = E5Model(folder)
+words = sorted(w for w in Tokenizer.from_file(str(folder / "tokenizer.json")).get_vocab() if w.isalpha())
+picked = np.random.default_rng(0).permutation(words)[:4000].tolist()
+model.encode([" ".join(picked[i:i + 100]) for i in range(0, len(picked), 100)])
+rss, path = 0, None
+for line in open("/proc/self/smaps"):
+    fields = line.split()
+    if not fields[0].endswith(":"):  # a mapping's header: address perms offset dev inode [path]
+        path = fields[5] if len(fields) > 5 else None
+    elif fields[0] == "Rss:" and path == str(folder / "model.safetensors"):
+        rss += int(fields[1])
+print(model.weights.embeddings.word.reads_from_file, rss)
+"""
+
+
+def test_word_rows_from_the_file_keep_the_table_out_of_rss(minilm_folder):
+    """After embedding texts of 4,000 distinct words, the checkpoint's mapped pages in RSS: read by
+    rows, only the small tensors' pages; mapped, most of the table (fault-around)."""
+    measured = {}
+    for mode in ("file", "mapped"):
+        out = subprocess.run([sys.executable, "-c", RSS_OF_FILE, str(minilm_folder), mode],
+                             capture_output=True, text=True, check=True).stdout.split()
+        assert out[0] == str(mode == "file")
+        measured[mode] = int(out[1])  # KiB
+    assert measured["file"] < 2048 and measured["mapped"] > 10 * 1024, measured
+
+
+def test_embeddings_are_the_same_with_word_rows_read_from_the_file(minilm_folder, monkeypatch):
+    texts = [t for t in PARITY_TEXTS if t.strip()]
+    mapped = E5Model(minilm_folder)
+    monkeypatch.setattr(word_rows, "READ_FROM_FILE_ABOVE", 0)
+    from_file = E5Model(minilm_folder)
+    assert from_file.weights.embeddings.word.reads_from_file and not mapped.weights.embeddings.word.reads_from_file
+    np.testing.assert_array_equal(from_file.encode(texts), mapped.encode(texts))
