@@ -26,9 +26,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import make_fixtures  # noqa: E402
-from quality import sts_sentences  # noqa: E402
+from quality import e5np_scifact_ndcg10, sts_sentences  # noqa: E402
 from e5np import E5Model  # noqa: E402
-from e5np.evaluate import NO_PREFIXES, evaluate_retrieval  # noqa: E402
 from e5np.kernels import bf16  # noqa: E402
 from e5np.linear import Linear  # noqa: E402
 from e5np.weights import Weights  # noqa: E402
@@ -41,7 +40,7 @@ LINEARS = ("qkv", "attn_out", "ffn_in", "ffn_out")
 def fp32_on_rounded_weights(fp32_linear: Linear, bf16_linear: Linear) -> Linear:
     """The fp32 GEMM's Linear, its weights replaced by the bf16-rounded ones the AMX path uses."""
     n, k = fp32_linear.out_features, fp32_linear.weight.shape[1]  # the fp32 GEMM's panels: [N'/32, K, 32]
-    rows = bf16.weight_tiles_to_rows(bf16_linear.weight, 2 if bf16_linear.split else 1)  # hi + lo where split
+    rows = bf16.weight_tiles_to_rows(bf16_linear.weight, bf16_linear.split)  # hi + lo where split
     return Linear.from_checkpoint(rows[:n, :k], fp32_linear.bias, "numba")
 
 
@@ -64,23 +63,17 @@ def configurations(folder: Path) -> tuple[E5Model, dict[str, E5Model]]:
     return fp32, models
 
 
-def scifact_ndcg10(model: E5Model, data: Path) -> float:
-    scifact = data / "scifact"
-    return evaluate_retrieval(model, scifact / "corpus.jsonl", scifact / "queries.jsonl",
-                              scifact / "qrels" / "test.tsv", NO_PREFIXES)["ndcg@10"]
-
-
 def measure(folder: Path, texts: list[str], data: Path | None) -> dict:
     """Per configuration: cosine to fp32 on ``texts``; with ``data``, SciFact nDCG@10 minus fp32's."""
     fp32, models = configurations(folder)
     reference = fp32.encode(texts).astype(np.float64)
-    fp32_ndcg = scifact_ndcg10(fp32, data) if data else None
+    fp32_ndcg = e5np_scifact_ndcg10(fp32, data) if data else None
     rows = {}
     for label, model in models.items():
         cosine = (model.encode(texts).astype(np.float64) * reference).sum(1)
         rows[label] = {"mean_1_minus_cosine": float((1 - cosine).mean()), "min_cosine": float(cosine.min())}
         if data:
-            rows[label]["scifact_ndcg10_minus_fp32"] = scifact_ndcg10(model, data) - fp32_ndcg
+            rows[label]["scifact_ndcg10_minus_fp32"] = e5np_scifact_ndcg10(model, data) - fp32_ndcg
     return rows
 
 

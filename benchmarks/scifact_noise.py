@@ -20,24 +20,22 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
+for folder in ("scripts", "benchmarks", "tests"):
+    sys.path.insert(0, str(REPO / folder))
 
 import make_fixtures  # noqa: E402
+from checks import cosine_rows  # noqa: E402
+from quality import exact_run, scifact, sentence_transformer  # noqa: E402
 from e5np import E5Model  # noqa: E402
-from e5np.evaluate import read_qrels  # noqa: E402
 from e5np.metrics import query_metrics  # noqa: E402
-from e5np.records import Fields, read_records  # noqa: E402
 
 GATE = 0.001
 SCALES = (1.0, 0.25, 1 / 16, 1 / 64)
 
 
-def per_query_ndcg10(q: np.ndarray, d: np.ndarray, queries, docs, qrels) -> tuple[np.ndarray, np.ndarray]:
-    scores = q.astype(np.float32) @ d.astype(np.float32).T
-    top = np.argsort(-scores, axis=1)[:, :100]
-    ndcg = [query_metrics(qrels[r.id], {docs[j].id: float(scores[i, j]) for j in top[i]}, 10)["ndcg@10"]
-            for i, r in enumerate(queries)]
-    return np.array(ndcg), scores
+def per_query_ndcg10(q: np.ndarray, d: np.ndarray, queries, docs, qrels) -> np.ndarray:
+    run = exact_run(q.astype(np.float32), d.astype(np.float32), queries, docs)
+    return np.array([query_metrics(qrels[r.id], run[r.id], 10)["ndcg@10"] for r in queries])
 
 
 def gaps_to_neighbours(scores: np.ndarray, relevant: list[int]) -> list[float]:
@@ -49,12 +47,6 @@ def gaps_to_neighbours(scores: np.ndarray, relevant: list[int]) -> list[float]:
         if j in relevant:
             gaps.append(min(abs(scores[j] - scores[order[n]]) for n in (r - 1, r + 1) if 0 <= n < len(order)))
     return gaps
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-row cosine in float64 (sentence-transformers bf16 normalizes in bf16: norms off by ~1e-3)."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
 def turned(x: np.ndarray, one_minus_cosine: np.ndarray, rng) -> np.ndarray:
@@ -72,10 +64,8 @@ def main():
     parser.add_argument("--sentence-transformers-bf16", action="store_true")
     parser.add_argument("--data", type=Path, default=make_fixtures.SHARED / "data")
     args = parser.parse_args()
-    scifact, folder = args.data / "scifact", make_fixtures.minilm()
-    qrels = read_qrels(scifact / "qrels" / "test.tsv")
-    queries = [r for r in read_records(scifact / "queries.jsonl", Fields(title=None)) if r.id in qrels]
-    docs = list(read_records(scifact / "corpus.jsonl"))
+    folder = make_fixtures.minilm()
+    qrels, queries, docs = scifact(args.data)
     q_texts, d_texts = [r.text for r in queries], [r.text for r in docs]
 
     embeddings = {}
@@ -83,27 +73,23 @@ def main():
         model = E5Model(folder, precision=precision)
         embeddings[f"e5np {precision}"] = (model.encode(q_texts), model.encode(d_texts, log_truncation=False))
     if args.sentence_transformers_bf16:
-        import torch
-        from sentence_transformers import SentenceTransformer
-
-        torch.set_num_threads(2)
-        st = SentenceTransformer(str(folder), device="cpu", model_kwargs={"dtype": torch.bfloat16})
+        st = sentence_transformer(folder, bf16=True)
         embeddings["sentence-transformers bf16"] = tuple(
             st.encode(t, batch_size=32, normalize_embeddings=True) for t in (q_texts, d_texts))
 
     fp32_q, fp32_d = (e.astype(np.float64) for e in embeddings["e5np fp32"])
-    base, fp32_scores = per_query_ndcg10(fp32_q, fp32_d, queries, docs, qrels)
+    base, fp32_scores = per_query_ndcg10(fp32_q, fp32_d, queries, docs, qrels), fp32_q @ fp32_d.T
     report = {"date": time.strftime("%Y-%m-%d %H:%M"), "fp32_ndcg10": float(base.mean()), "systems": {}}
     for name, (q, d) in embeddings.items():
         if name == "e5np fp32":
             continue
-        ndcg, _ = per_query_ndcg10(q, d, queries, docs, qrels)
+        ndcg = per_query_ndcg10(q, d, queries, docs, qrels)
         moved = []
         for i in np.nonzero(ndcg != base)[0]:
             relevant = [j for j, doc in enumerate(docs) if qrels[queries[i].id].get(doc.id, 0) > 0]
             moved.append({"query": queries[i].id, "ndcg10_change": float(ndcg[i] - base[i]),
                           "fp32_gaps_to_neighbour": [float(g) for g in gaps_to_neighbours(fp32_scores[i], relevant)]})
-        cosine = [cosine_rows(e, f) for e, f in ((q, fp32_q), (d, fp32_d))]
+        cosine = [cosine_rows(e, f) for e, f in ((q, fp32_q), (d, fp32_d))]  # sentence-transformers bf16: norms off by ~1e-3
         report["systems"][name] = {"ndcg10_minus_fp32": float(ndcg.mean() - base.mean()), "moved_queries": moved,
                                    "mean_1_minus_cosine": float(np.concatenate([1 - c for c in cosine]).mean())}
 
@@ -113,7 +99,7 @@ def main():
     report["random_turns"] = {}
     for scale in SCALES:  # the error's 1 - cosine times scale (the angle times its square root)
         draws = [float(per_query_ndcg10(turned(fp32_q, scale * errors[0], rng), turned(fp32_d, scale * errors[1], rng),
-                                        queries, docs, qrels)[0].mean() - base.mean()) for _ in range(args.draws)]
+                                        queries, docs, qrels).mean() - base.mean()) for _ in range(args.draws)]
         report["random_turns"][str(scale)] = {"draws": draws, "within_gate": float(np.mean(np.abs(draws) <= GATE)),
                                               "median_abs": float(np.median(np.abs(draws)))}
     (REPO / "benchmarks" / "results" / "scifact-noise.json").write_text(json.dumps(report, indent=2))

@@ -79,10 +79,11 @@ def round_to_bf16_tiles_(out, x_bits):
                         out[t, s, r, c] = 0
 
 
-def weight_tiles_to_rows(tiles: np.ndarray, parts: int = 1) -> np.ndarray:
+def weight_tiles_to_rows(tiles: np.ndarray, split: bool = False) -> np.ndarray:
     """The inverse layout of ``pack_weight_bf16``: [N'/16, K'/32, 16, 32] VNNI tiles -> the bf16
-    weight [N', K'] as float32 (padding included); for ``parts`` = 2 (``split``), hi + lo (exact
-    in float32: 16 significant bits)."""
+    weight [N', K'] as float32 (padding included); with ``split``, hi + lo (exact in float32: 16
+    significant bits)."""
+    parts = 2 if split else 1
     n16, k32 = tiles.shape[0], tiles.shape[1] // parts
     pairs = tiles.reshape(n16, parts, k32, TILE_ROWS, TILE_ROWS, 2)  # [column tile, part, k step, k pair, column, k in pair]
     return bf16_bits_to_f32(pairs.transpose(1, 0, 4, 2, 3, 5).reshape(parts, n16 * TILE_ROWS, k32 * TILE_K)).sum(0)

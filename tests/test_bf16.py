@@ -133,7 +133,7 @@ def test_amx_gemm_with_split_weights_multiplies_by_hi_plus_lo(m, k, n):
     tiles = bf16.pack_weight_bf16(w, split=True)
     hi = as_float(bf16.to_bf16_bits(w))
     hi_lo = hi + as_float(bf16.to_bf16_bits((w - hi).astype(np.float32)))
-    np.testing.assert_array_equal(bf16.weight_tiles_to_rows(tiles, 2)[:n, :k], hi_lo)
+    np.testing.assert_array_equal(bf16.weight_tiles_to_rows(tiles, split=True)[:n, :k], hi_lo)
     assert np.abs(hi_lo - w).max() <= 2.0 ** -16 * np.abs(w).max(), "hi + lo must hold 16 bits of W"
     out = np.full((m, n), np.nan, np.float32)
     matmul_bf16_(out, x16, tiles, split=True)
