@@ -5,6 +5,7 @@
   e5np embed-corpus corpus.jsonl --output DIR --model FOLDER
   e5np evaluate-retrieval --corpus corpus.jsonl --queries queries.jsonl --qrels qrels/test.tsv --model FOLDER
   e5np evaluate-sts sts-test.tsv --model FOLDER
+  e5np serve --model FOLDER [--port 8080] [--api-key KEY]
   e5np info [--precision bf16]
 
 Errors print one line naming the problem and exit with status 2.
@@ -22,6 +23,7 @@ import numpy as np
 from .batching import MAX_BATCH_TOKENS
 from .cpu import PRECISIONS
 from .errors import E5npError
+from .serve.settings import add_arguments as add_serve_arguments
 
 PREFIXES = {"none": None, "query": "query: ", "passage": "passage: "}
 
@@ -71,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     sts.add_argument("file", type=Path, help="TSV with columns score, sentence1, sentence2")
     sts.add_argument("--prefix", choices=sorted(PREFIXES), default="none")
     sts.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    serve = commands.add_parser("serve", help="an HTTP server speaking OpenAI's embeddings API and TEI's routes")
+    add_serve_arguments(serve)
 
     info = commands.add_parser("info", help="the CPU, threads, and which precision path would run and why")
     info.add_argument("--precision", choices=PRECISIONS, default="auto")
@@ -159,6 +164,16 @@ def info(args) -> int:
     return 0
 
 
+def serve(args) -> int:
+    from .serve.settings import from_arguments
+
+    try:
+        from .serve.server import serve as run
+    except ImportError as e:
+        raise E5npError(f"e5np serve needs the serve extra ({e.name} is missing): pip install 'e5np[serve]'") from None
+    return run(from_arguments(args))
+
+
 def _print_scores(scores: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(scores))
@@ -168,13 +183,13 @@ def _print_scores(scores: dict, as_json: bool) -> None:
 
 
 COMMANDS = {"embed": embed, "embed-corpus": embed_corpus, "evaluate-retrieval": evaluate_retrieval,
-            "evaluate-sts": evaluate_sts, "info": info}
+            "evaluate-sts": evaluate_sts, "serve": serve, "info": info}
 
 
 def main(argv=None) -> int:
     logging.basicConfig(format="e5np: %(message)s", level=logging.WARNING)
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("e5np: interrupted; run the same command again to continue", file=sys.stderr)

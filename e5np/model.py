@@ -4,6 +4,7 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from .cpu import Precision, choose_precision
 from .encoder import encode_packed, pool
 from .hub import resolve_model_folder
 from .progress import progress_bar
-from .tokenization import WordPieceTokenizer
+from .tokenization import TokenizedBatch, WordPieceTokenizer
 from .weights import load_weights
 from .workspace import Workspace
 
@@ -110,26 +111,49 @@ class E5Model:
             return self.encode([texts], batch_size, normalize, prefix, show_progress_bar,
                                normalize_embeddings=normalize_embeddings, prompt=prompt,
                                max_batch_tokens=max_batch_tokens)[0]
-        _at_least_one("batch_size", batch_size)
-        max_batch_tokens = self.max_batch_tokens if max_batch_tokens is None else _at_least_one(
-            "max_batch_tokens", max_batch_tokens)
+        if normalize_embeddings is not None:
+            normalize = normalize_embeddings
+        tokens = self.tokenize(texts, prefix=prefix, prompt=prompt)
+        if tokens.truncated and log_truncation:
+            self.warn_truncated(len(tokens.truncated), len(tokens.ids), tokens.truncated[0])
+        out = self.encode_tokens(tokens.ids, batch_size, normalize, show_progress_bar,
+                                 max_batch_tokens=max_batch_tokens).view(Embeddings)
+        out.truncated = tokens.truncated
+        return out
+
+    def tokenize(self, texts, prefix: str | None = None, prompt: str | None = None) -> TokenizedBatch:
+        """Texts -> token ids, [CLS] ... [SEP] cut at ``max_length`` (``.truncated`` lists the cut
+        texts). ``prefix`` and ``prompt`` as in ``encode``. With ``encode_tokens``, the two halves of
+        ``encode``: a server counts and checks tokens before it queues them."""
         texts = _check_texts(texts)
         if prefix:
             texts = [t if t.startswith(prefix) else prefix + t for t in texts]
         if prompt:
             texts = [prompt + t for t in texts]
-        if normalize_embeddings is not None:
-            normalize = normalize_embeddings
-        tokens = self.tokenizer.tokenize(texts)
-        if tokens.truncated and log_truncation:
-            self.warn_truncated(len(tokens.truncated), len(texts), tokens.truncated[0])
-        out = np.zeros((len(texts), self.hidden_size), np.float32).view(Embeddings)
-        out.truncated = tokens.truncated
-        batches = length_sorted_batches([len(ids) for ids in tokens.ids], batch_size, max_batch_tokens)
-        progress = progress_bar(show_progress_bar, total=len(texts))
+        try:
+            return self.tokenizer.tokenize(texts)
+        except TypeError:  # the tokenizers package's own message names neither the text nor the cause
+            _raise_unencodable(texts)
+            raise
+
+    def encode_tokens(self, ids: list[np.ndarray], batch_size: int = 32, normalize: bool = True,
+                      show_progress_bar: bool = False, *, max_batch_tokens: int | None = None) -> np.ndarray:
+        """Token-id arrays from ``tokenize`` -> float32 [n, hidden], exactly as ``encode`` gives them:
+        sorted by length into forward passes of at most ``batch_size`` texts and ``max_batch_tokens``
+        tokens, which change no embedding, bit for bit."""
+        _at_least_one("batch_size", batch_size)
+        max_batch_tokens = self.max_batch_tokens if max_batch_tokens is None else _at_least_one(
+            "max_batch_tokens", max_batch_tokens)
+        for i, seq in enumerate(ids):
+            if not 0 < len(seq) <= self.config.max_position_embeddings:
+                raise ValueError(f"ids[{i}] has {len(seq)} tokens; a sequence takes 1 to "
+                                 f"{self.config.max_position_embeddings} (the model's position table)")
+        out = np.zeros((len(ids), self.hidden_size), np.float32)
+        batches = length_sorted_batches([len(seq) for seq in ids], batch_size, max_batch_tokens)
+        progress = progress_bar(show_progress_bar, total=len(ids))
         with self._lock, self._threads():
             for indices in batches:
-                batch = pack([tokens.ids[i] for i in indices])
+                batch = pack([ids[i] for i in indices])
                 x = encode_packed(batch, self.weights, self.config, self._workspace)
                 out[indices] = pool(x, batch, normalize)
                 progress.update(len(indices))
@@ -242,11 +266,26 @@ def _at_least_one(name: str, value: int) -> int:
 
 
 def _check_texts(texts) -> list[str]:
+    if isinstance(texts, (bytes, bytearray, memoryview)):
+        raise TypeError(f"texts is {type(texts).__name__}: decode it to str first (e.g. texts.decode('utf-8'))")
+    if isinstance(texts, Mapping):
+        raise TypeError("texts is a dict: pass a list of strings (a dict's keys would be embedded without a word)")
     try:
         texts = list(texts)
     except TypeError:
         raise TypeError(f"texts must be a string or a list of strings, not {type(texts).__name__}") from None
     for i, t in enumerate(texts):
         if not isinstance(t, str):
-            raise TypeError(f"texts[{i}] is {type(t).__name__}, not str")
+            hint = ": decode it to str first" if isinstance(t, (bytes, bytearray)) else ""
+            raise TypeError(f"texts[{i}] is {type(t).__name__}, not str{hint}")
     return texts
+
+
+def _raise_unencodable(texts: list[str]) -> None:
+    """Name the first text that is not valid Unicode (a lone surrogate, e.g. from JSON's "\\ud800")."""
+    for i, t in enumerate(texts):
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"texts[{i}] is not valid Unicode: lone surrogate {t[e.start]!r} at character "
+                             f"{e.start}") from None

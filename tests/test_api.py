@@ -113,3 +113,22 @@ def test_offline_and_not_cached_names_model_and_cache(tmp_path):
 def test_missing_local_folder():
     with pytest.raises(ModelNotFoundError, match="no such model folder"):
         E5Model.from_pretrained("./no/such/folder")
+
+
+def test_bad_texts_are_named(model):
+    with pytest.raises(ValueError, match=r"texts\[1\] is not valid Unicode: lone surrogate '\\ud800' at character 0"):
+        model.encode(["fine", "\ud800 lone"])
+    with pytest.raises(TypeError, match="texts is bytes: decode it to str first"):
+        model.encode(b"hello")
+    with pytest.raises(TypeError, match=r"texts\[0\] is bytes, not str: decode it"):
+        model.encode([b"hello"])
+    with pytest.raises(TypeError, match="texts is a dict"):
+        model.encode({"a": 1})
+
+
+def test_tokenize_then_encode_tokens_is_encode(model):
+    texts = ["one", "a somewhat longer second text", ""]
+    tokens = model.tokenize(texts, prefix="query: ")
+    assert np.array_equal(model.encode_tokens(tokens.ids), model.encode(texts, prefix="query: "))
+    with pytest.raises(ValueError, match=r"ids\[0\] has 0 tokens"):
+        model.encode_tokens([np.zeros(0, np.int32)])

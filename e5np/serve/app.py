@@ -1,0 +1,213 @@
+"""The HTTP routes: OpenAI's embeddings API and TEI's, over one ``Batcher``.
+
+The router never touches tensors beyond shaping replies: texts are checked and tokenized here
+(so a bad or over-long text is refused before it queues), embedded by the model thread, and
+written back as JSON floats or base64 little-endian float32 (what the official ``openai`` client
+asks for unless told otherwise).
+"""
+
+import asyncio
+import base64
+import hmac
+import importlib.metadata
+import json
+import logging
+import time
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .batcher import Batcher
+from .metrics import ServerMetrics
+from .protocol import (RequestError, openai_request, orjson, parse_json, similarity_request,
+                       tei_request)
+from .settings import ServeSettings
+
+log = logging.getLogger("e5np.serve")
+TOKENIZE_IN_THREAD = 16  # texts: above this, tokenizing off the event loop is worth a thread hop
+
+
+def json_response(content, status: int = 200, headers: dict | None = None) -> Response:
+    if orjson is not None:
+        body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+    else:
+        body = json.dumps(content, default=lambda a: a.tolist()).encode()
+    return Response(body, status, headers, media_type="application/json")
+
+
+def shorten(vectors: np.ndarray, dimensions: int | None, normalize: bool) -> np.ndarray:
+    """The first ``dimensions`` values of each vector, L2-normalized again (TEI's behaviour; E5
+    was not trained for shortened vectors, so expect lower quality than a Matryoshka model's)."""
+    if dimensions is None or dimensions == vectors.shape[1]:
+        return vectors
+    head = vectors[:, :dimensions].astype(np.float64)
+    if normalize:
+        head /= np.maximum(np.linalg.norm(head, axis=1, keepdims=True), 1e-12)
+    return head.astype(np.float32)
+
+
+def base64_floats(vector: np.ndarray) -> str:
+    return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
+
+
+class EmbeddingService:
+    """What the routes share: the settings, the model thread, the metrics."""
+
+    def __init__(self, batcher: Batcher, settings: ServeSettings, metrics: ServerMetrics):
+        self.batcher, self.settings, self.metrics = batcher, settings, metrics
+
+    @property
+    def model(self):
+        if not self.batcher.ready.is_set():
+            why = "failed to load" if self.batcher.load_error else "is loading"
+            raise RequestError("unavailable", f"the model {why}; retry when /health answers 200", retry_after=1)
+        return self.batcher.model
+
+    async def embed(self, request, headers: dict) -> tuple[np.ndarray, int]:
+        """Texts -> float32 vectors (bit for bit ``model.encode`` of each text), and their tokens."""
+        model = self.model
+        tokenize = (lambda: model.tokenize(request.texts, prefix=request.prefix))
+        tokens = await run_in_threadpool(tokenize) if len(request.texts) > TOKENIZE_IN_THREAD else tokenize()
+        if not request.truncate and tokens.truncated:
+            i = tokens.truncated[0]
+            raise RequestError("too_long", f"text {i} is longer than the model's {model.max_length} tokens "
+                               "and truncate is false", f"input[{i}]")
+        work = self.batcher.submit(tokens.ids, request.normalize)
+        vectors = await asyncio.wrap_future(work.future)
+        count = sum(len(ids) for ids in tokens.ids)
+        queue, inference = work.started_at - work.queued_at, work.finished_at - work.started_at
+        self.metrics.embedded(len(tokens.ids), count, queue, inference)
+        headers.update({"x-queue-time": f"{queue * 1000:.0f}", "x-inference-time": f"{inference * 1000:.0f}"})
+        return shorten(vectors, request.dimensions, request.normalize), count
+
+    def authorized(self, request: Request) -> bool:
+        key = self.settings.api_key
+        if key is None:
+            return True  # any Authorization header is fine: the openai client always sends one
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode())
+
+
+def endpoint(route: str, dialect: str, protected: bool = True):
+    """Wraps a handler: API key, body limit, errors in the dialect's shape, timing, metrics."""
+    def wrap(handler):
+        async def run(request: Request) -> Response:
+            service: EmbeddingService = request.app.state.service
+            started, headers = time.perf_counter(), {}
+            try:
+                if protected and not service.authorized(request):
+                    raise RequestError("unauthorized", "missing or wrong API key: send 'Authorization: Bearer KEY'")
+                response = await handler(service, request, headers)
+            except RequestError as e:
+                response = error_response(e, dialect)
+            except Exception as e:  # noqa: BLE001 - never a traceback in a response
+                log.exception("%s failed", route)
+                response = error_response(RequestError("backend", f"internal error: {type(e).__name__}"), dialect)
+            seconds = time.perf_counter() - started
+            response.headers["x-total-time"] = f"{seconds * 1000:.0f}"
+            response.headers.update(headers)
+            service.metrics.request(route, response.status_code, seconds)
+            return response
+        return run
+    return wrap
+
+
+def error_response(error: RequestError, dialect: str) -> Response:
+    status, body = error.openai() if dialect == "openai" else error.tei()
+    headers = {"retry-after": str(error.retry_after)} if error.retry_after else None
+    return json_response(body, status, headers)
+
+
+async def read_json(request: Request, limit: int):
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise RequestError("payload", f"the body has {declared} bytes; at most {limit} (--payload-limit)")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError("payload", f"the body is over {limit} bytes (--payload-limit)")
+        chunks.append(chunk)
+    return parse_json(b"".join(chunks))
+
+
+@endpoint("/v1/embeddings", "openai")
+async def openai_embeddings(service: EmbeddingService, request: Request, headers: dict) -> Response:
+    s, model = service.settings, service.model
+    body = openai_request(await read_json(request, s.payload_limit), s.prefix, model.hidden_size,
+                          s.max_client_batch_size)
+    vectors, tokens = await service.embed(body, headers)
+    encode = base64_floats if body.encoding_format == "base64" else (lambda v: v)
+    data = [{"object": "embedding", "index": i, "embedding": encode(v)} for i, v in enumerate(vectors)]
+    return json_response({"object": "list", "data": data, "model": s.model_name,
+                          "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}, headers=headers)
+
+
+@endpoint("/embed", "tei")
+async def tei_embed(service: EmbeddingService, request: Request, headers: dict) -> Response:
+    s, model = service.settings, service.model
+    body = tei_request(await read_json(request, s.payload_limit), s.prefix, model.hidden_size,
+                       s.max_client_batch_size)
+    vectors, _ = await service.embed(body, headers)
+    return json_response(vectors, headers=headers)
+
+
+@endpoint("/similarity", "tei")
+async def tei_similarity(service: EmbeddingService, request: Request, headers: dict) -> Response:
+    s = service.settings
+    service.model  # noqa: B018 - 503 before the body is read, while the model loads
+    body, _ = similarity_request(await read_json(request, s.payload_limit), s.prefix, s.max_client_batch_size)
+    vectors, _ = await service.embed(body, headers)
+    scores = vectors[1:].astype(np.float64) @ vectors[0].astype(np.float64)
+    return json_response(scores.tolist(), headers=headers)
+
+
+@endpoint("/health", "tei", protected=False)
+async def health(service: EmbeddingService, request: Request, headers: dict) -> Response:
+    service.model  # noqa: B018 - raises 503 until loaded and warmed up
+    return Response(status_code=200)
+
+
+@endpoint("/info", "tei")
+async def info(service: EmbeddingService, request: Request, headers: dict) -> Response:
+    s, batcher = service.settings, service.batcher
+    model = batcher.model
+    described = {} if model is None else {
+        "dimension": model.hidden_size, "max_input_length": model.max_length, "precision": model.precision,
+        "precision_reason": model.precision_reason, "num_threads": model.num_threads}
+    return json_response({
+        "model_id": s.model_name, "model_path": s.model, "ready": batcher.ready.is_set(), **described,
+        "default_prefix": s.default_prefix, "max_client_batch_size": s.max_client_batch_size,
+        "max_batch_tokens": s.max_batch_tokens, "max_queue": s.max_queue, "payload_limit": s.payload_limit,
+        "version": importlib.metadata.version("e5np")})
+
+
+@endpoint("/metrics", "tei", protected=False)
+async def metrics(service: EmbeddingService, request: Request, headers: dict) -> Response:
+    return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+async def not_found(request: Request, exc: HTTPException) -> Response:
+    dialect = "openai" if request.url.path.startswith("/v1") else "tei"
+    kind = "not_found" if exc.status_code == 404 else "validation"
+    return error_response(RequestError(kind, f"{request.method} {request.url.path}: {exc.detail}"), dialect)
+
+
+def create_app(batcher: Batcher, settings: ServeSettings) -> Starlette:
+    metrics_ = ServerMetrics(lambda: batcher.queued_texts)
+    batcher.observe = metrics_.batch
+    routes = [Route("/v1/embeddings", openai_embeddings, methods=["POST"]),
+              Route("/embeddings", openai_embeddings, methods=["POST"]),
+              Route("/embed", tei_embed, methods=["POST"]),
+              Route("/similarity", tei_similarity, methods=["POST"]),
+              Route("/health", health, methods=["GET"]),
+              Route("/info", info, methods=["GET"]),
+              Route("/metrics", metrics, methods=["GET"])]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    app.state.service = EmbeddingService(batcher, settings, metrics_)
+    return app
