@@ -2,7 +2,6 @@
 
 import contextlib
 import logging
-import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from .hub import resolve_model_folder
 from .progress import progress_bar
 from .tokenization import TokenizedBatch, WordPieceTokenizer
 from .weights import load_weights
+from .threads import ThreadChoice, usable_cpus
 from .workspace import Workspace
 
 log = logging.getLogger("e5np")
@@ -49,11 +49,15 @@ class ForwardOutput:
 
 class E5Model:
     def __init__(self, folder, *, max_length: int | None = None, precision: str = "fp32",
-                 gemm: str | None = None, num_threads: int | None = None, max_batch_tokens: int = MAX_BATCH_TOKENS):
+                 gemm: str | None = None, num_threads: int | None = None, max_batch_tokens: int = MAX_BATCH_TOKENS,
+                 adapt_threads: bool = True):
         """``precision``: "fp32" (default; exact parity with transformers), "bf16" (GEMMs on AMX,
         falling back to fp32 with one logged line where the CPU cannot), or "auto" (bf16 where
         AMX is usable). ``gemm`` picks the fp32 GEMM: "numba" (default) or "blas".
-        ``max_batch_tokens``: the default token cap of a forward pass (see ``encode``)."""
+        ``max_batch_tokens``: the default token cap of a forward pass (see ``encode``).
+        ``num_threads``: at most this many threads (default: the CPUs this process may use, its
+        cgroup quota included); with ``adapt_threads`` each forward pass runs on one thread or on
+        all of them, whichever measured faster for passes of its size (``e5np.threads``)."""
         self.max_batch_tokens = _at_least_one("max_batch_tokens", max_batch_tokens)
         folder = Path(folder)
         self.folder = folder
@@ -62,7 +66,9 @@ class E5Model:
         self.config = BertConfig.from_file(folder / "config.json")
         self.tokenizer = WordPieceTokenizer.from_folder(folder, self.config.max_position_embeddings, max_length)
         self.weights = load_weights(folder, self.config, self.gemm)
-        self.num_threads = num_threads or len(os.sched_getaffinity(0))
+        self.num_threads = _at_least_one("num_threads", num_threads) if num_threads is not None else usable_cpus()[0]
+        numba_threads = min(self.num_threads, numba.config.NUMBA_NUM_THREADS)
+        self._thread_choice = ThreadChoice(numba_threads) if adapt_threads and self.gemm != "blas" else None
         self._workspace = Workspace()
         self._lock = threading.Lock()  # the workspace is shared: one forward pass at a time
 
@@ -151,11 +157,12 @@ class E5Model:
         out = np.zeros((len(ids), self.hidden_size), np.float32)
         batches = length_sorted_batches([len(seq) for seq in ids], batch_size, max_batch_tokens)
         progress = progress_bar(show_progress_bar, total=len(ids))
-        with self._lock, self._threads():
+        with self._lock, self._blas_threads():
             for indices in batches:
                 batch = pack([ids[i] for i in indices])
-                x = encode_packed(batch, self.weights, self.config, self._workspace)
-                out[indices] = pool(x, batch, normalize)
+                with self._pass_threads(batch.num_tokens):
+                    x = encode_packed(batch, self.weights, self.config, self._workspace)
+                    out[indices] = pool(x, batch, normalize)
                 progress.update(len(indices))
         progress.close()
         return out
@@ -222,7 +229,7 @@ class E5Model:
             raise ValueError(f"input_ids must lie in [0, {self.config.vocab_size})")
         batch = pack_padded(input_ids, mask)
         layers: list[np.ndarray] = []
-        with self._lock, self._threads():
+        with self._lock, self._blas_threads(), self._pass_threads(batch.num_tokens):
             x = encode_packed(batch, self.weights, self.config, self._workspace, hidden_states=layers)
             embeddings = pool(x, batch, normalize=True)
         rows, cols = np.nonzero(mask)
@@ -233,15 +240,26 @@ class E5Model:
             padded.append(full)
         return ForwardOutput(padded, embeddings)
 
-    def _threads(self):
-        """One thread count for Numba and, on the BLAS path, BLAS too (no oversubscription)."""
-        numba.set_num_threads(min(self.num_threads, numba.config.NUMBA_NUM_THREADS))
+    def _blas_threads(self):
+        """On the BLAS path, BLAS gets num_threads too (no oversubscription beside Numba's)."""
         return threadpool_limits(self.num_threads) if self.gemm == "blas" else contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def _pass_threads(self, tokens: int):
+        """Numba's threads for one forward pass: all of them, or what ``ThreadChoice`` measured faster."""
+        if self._thread_choice is None:
+            numba.set_num_threads(min(self.num_threads, numba.config.NUMBA_NUM_THREADS))
+            yield
+            return
+        with self._thread_choice.timed(tokens) as threads:
+            numba.set_num_threads(threads)
+            yield
 
     def __repr__(self):
         c = self.config
         return (f"E5Model({str(self.folder)!r}, layers={c.num_hidden_layers}, hidden={c.hidden_size}, "
-                f"max_length={self.max_length}, precision={self.precision!r}, gemm={self.gemm!r}, num_threads={self.num_threads})")
+                f"max_length={self.max_length}, precision={self.precision!r}, gemm={self.gemm!r}, num_threads={self.num_threads}, "
+                f"adapt_threads={self._thread_choice is not None})")
 
 
 def _gemm_for(choice: Precision, gemm: str | None) -> str:

@@ -17,7 +17,8 @@ TEXTS = PARITY_TEXTS
 
 @pytest.fixture(scope="module")
 def models(minilm_folder):
-    return {threads: E5Model(minilm_folder, gemm="numba", num_threads=threads) for threads in (1, 2)}
+    fixed = {threads: E5Model(minilm_folder, gemm="numba", num_threads=threads, adapt_threads=False) for threads in (1, 2)}
+    return {**fixed, "adaptive": E5Model(minilm_folder, gemm="numba", num_threads=2)}
 
 
 def test_alone_equals_in_batch_any_order_any_threads(models):
@@ -29,6 +30,7 @@ def test_alone_equals_in_batch_any_order_any_threads(models):
         "max_batch_tokens=40": models[2].encode(TEXTS, max_batch_tokens=40),
         "shuffled": models[2].encode([TEXTS[i] for i in order])[np.argsort(order)],
         "1 thread": models[1].encode(TEXTS),
+        "adaptive threads, alone (both thread counts tried)": np.stack([models["adaptive"].encode([t])[0] for t in TEXTS * 3])[:len(TEXTS)],
         "duplicated in batch": models[2].encode(TEXTS + TEXTS[::-1])[:len(TEXTS)],
     }
     with pytest.MonkeyPatch.context() as patch:

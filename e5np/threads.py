@@ -1,0 +1,166 @@
+"""How many threads a forward pass runs on.
+
+Two questions, two answers:
+- **How many CPUs does this process really have?** The smaller of its affinity mask and its cgroup
+  CPU quota (a container given ``cpu.max`` 100000/100000 sees every core of the node but gets one
+  core's time): ``usable_cpus``.
+- **Does this pass gain from them right now?** Every parallel loop of a layer ends at a barrier, and
+  a thread the OS has put aside (another busy process, the server's own event loop) holds the others
+  there for a time slice: with one other busy process on 2 vCPUs, 84 single-text encodes on 2
+  threads took 2.1x as long as on one. ``ThreadChoice`` times each forward pass and keeps, per
+  size of pass, what one thread and what all of them took per token; each pass runs on the faster,
+  and the slower gets a short trial now and then (spaced so that trials cost a few percent of the
+  time), or at once when the one running gets slower than the other was last seen: a change in the
+  machine's load is seen within a few passes.
+
+The thread count never changes an embedding: every kernel is bit-identical on any number of threads.
+"""
+
+import math
+import os
+import time
+from pathlib import Path
+
+TRIAL_PASSES, TRIAL_SECONDS = 3, 0.05  # a trial of the other count: 3 passes, or fewer that took 50 ms
+EXPLORE_EVERY = 50                     # then 50x the time it lost (at least its own time) before the next
+SMOOTHING = 0.3                        # weight of the newest pass in the running count's estimate
+
+
+def usable_cpus() -> tuple[int, str]:
+    """(CPUs, why): the affinity mask, capped by the cgroup CPU quota rounded up."""
+    affinity = len(os.sched_getaffinity(0))
+    quota = cgroup_cpu_quota()
+    if quota is not None and math.ceil(quota) < affinity:
+        return math.ceil(quota), f"cgroup CPU quota {quota:g} CPUs (affinity mask: {affinity})"
+    return affinity, f"{affinity} CPUs in the affinity mask" + (f" (cgroup quota {quota:g})" if quota else "")
+
+
+def cgroup_cpu_quota(proc_cgroup: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> float | None:
+    """This process's CPU quota in CPUs (the tightest of its cgroup and their parents), or None
+    where none is set. cgroup v2: ``cpu.max`` ("quota period" or "max period"); v1: the cpu
+    controller's ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (quota -1: none)."""
+    try:
+        lines = Path(proc_cgroup).read_text().splitlines()
+    except OSError:
+        return None
+    quotas = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2
+            quotas += _quotas_up(Path(root), path, _v2_quota)
+        elif "cpu" in controllers.split(","):  # v1
+            quotas += _quotas_up(Path(root) / controllers, path, _v1_quota)
+    quotas = [q for q in quotas if q is not None]
+    return min(quotas) if quotas else None
+
+
+def _quotas_up(mount: Path, path: str, read):
+    parts = [p for p in path.split("/") if p]
+    for depth in range(len(parts), -1, -1):
+        yield read(mount.joinpath(*parts[:depth]))
+
+
+def _v2_quota(folder: Path) -> float | None:
+    try:
+        quota, period = (folder / "cpu.max").read_text().split()
+    except (OSError, ValueError):
+        return None
+    return None if quota == "max" else int(quota) / int(period)
+
+
+def _v1_quota(folder: Path) -> float | None:
+    try:
+        quota = int((folder / "cpu.cfs_quota_us").read_text())
+        period = int((folder / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if quota <= 0 else quota / period
+
+
+class SizeClass:
+    """Passes of 2^k to 2^(k+1) tokens: seconds per token of each thread count, the one running,
+    and the trial of the other under way or the time until the next one."""
+    __slots__ = ("estimate", "current", "trial", "trial_passes", "trial_seconds", "until_trial")
+
+    def __init__(self, threads: int):
+        self.estimate = {threads: None, 1: None}
+        self.current, self.trial, self.until_trial = threads, None, 0.0
+        self.trial_passes, self.trial_seconds = 0, 0.0
+
+
+class ThreadChoice:
+    """``threads = choice.pick(tokens)``, run the pass, ``choice.record(tokens, threads, seconds)``.
+
+    Per size class: the running count's time per token is smoothed over its passes; now and then
+    the other count gets a trial (a few passes; their mean is its estimate) and takes over if it
+    was faster. Trials are spaced by what the last one cost (``EXPLORE_EVERY`` x the time it lost),
+    so they take a few percent at most whatever the pass size; a running count that gets slower
+    than the other's estimate starts a trial at once."""
+
+    def __init__(self, threads: int):
+        self.threads = threads
+        self._sizes: dict[int, SizeClass] = {}
+        self._first = True  # the process's first pass pays for loading machine code: not a measurement
+
+    def pick(self, tokens: int) -> int:
+        if self.threads == 1:
+            return 1
+        size = self._size(tokens)
+        if size.trial is None and size.until_trial <= 0 and size.estimate[size.current] is not None:
+            size.trial, size.trial_passes, size.trial_seconds = self._other(size.current), 0, 0.0
+        return size.trial or size.current
+
+    def record(self, tokens: int, threads: int, seconds: float) -> None:
+        if self.threads == 1 or self._first:
+            self._first = False
+            return
+        size, per_token = self._size(tokens), seconds / max(tokens, 1)
+        if threads == size.trial:
+            size.trial_passes += 1
+            size.trial_seconds += seconds
+            previous = size.estimate[threads] if size.trial_passes > 1 else None
+            size.estimate[threads] = per_token if previous is None else previous + (per_token - previous) / size.trial_passes
+            if size.trial_passes >= TRIAL_PASSES or size.trial_seconds >= TRIAL_SECONDS:
+                self._end_trial(size)
+            return
+        old = size.estimate[threads]
+        size.estimate[threads] = per_token if old is None else old + SMOOTHING * (per_token - old)
+        size.until_trial -= seconds
+        other = size.estimate[self._other(threads)]
+        if other is not None and size.estimate[threads] > other:
+            size.until_trial = 0.0  # slower than the other was: the load changed, try it now
+
+    def _end_trial(self, size: SizeClass) -> None:
+        tried, running = size.estimate[size.trial], size.estimate[size.current]
+        lost = size.trial_seconds * max(1 - running / tried, 0) if running is not None else 0.0
+        if running is None or tried < running:
+            size.current = size.trial
+        size.until_trial = EXPLORE_EVERY * max(lost, size.trial_seconds / EXPLORE_EVERY)
+        size.trial = None
+
+    def _size(self, tokens: int) -> SizeClass:
+        k = max(tokens, 1).bit_length()
+        if k not in self._sizes:
+            self._sizes[k] = SizeClass(self.threads)
+        return self._sizes[k]
+
+    def _other(self, threads: int) -> int:
+        return 1 if threads != 1 else self.threads
+
+    def timed(self, tokens: int):
+        """Context manager form: ``with choice.timed(tokens) as threads: ...``."""
+        return _Timed(self, tokens)
+
+
+class _Timed:
+    def __init__(self, choice: ThreadChoice, tokens: int):
+        self.choice, self.tokens = choice, tokens
+
+    def __enter__(self) -> int:
+        self.threads = self.choice.pick(self.tokens)
+        self.start = time.perf_counter()
+        return self.threads
+
+    def __exit__(self, kind, value, traceback):
+        if kind is None:
+            self.choice.record(self.tokens, self.threads, time.perf_counter() - self.start)

@@ -1,0 +1,97 @@
+"""Thread counts: the cgroup CPU quota read as Linux writes it, and the per-size choice between one
+thread and all of them following the times it is given."""
+
+import numpy as np
+import pytest
+
+from e5np import E5Model
+from e5np.threads import ThreadChoice, cgroup_cpu_quota, usable_cpus
+
+
+def write_tree(tmp_path, files: dict):
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_cgroup_v2_quota_tightest_of_the_path(tmp_path):
+    write_tree(tmp_path, {"proc": "0::/kubepods/pod1/c1\n", "fs/cpu.max": "max 100000\n",
+                          "fs/kubepods/cpu.max": "300000 100000\n", "fs/kubepods/pod1/c1/cpu.max": "150000 100000\n"})
+    assert cgroup_cpu_quota(str(tmp_path / "proc"), str(tmp_path / "fs")) == 1.5
+
+
+def test_cgroup_v1_quota_and_none(tmp_path):
+    write_tree(tmp_path, {"proc": "3:cpuset:/\n2:cpu,cpuacct:/docker/abc\n1:name=systemd:/\n",
+                          "fs/cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "50000\n",
+                          "fs/cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n",
+                          "fs/cpu,cpuacct/cpu.cfs_quota_us": "-1\n", "fs/cpu,cpuacct/cpu.cfs_period_us": "100000\n"})
+    assert cgroup_cpu_quota(str(tmp_path / "proc"), str(tmp_path / "fs")) == 0.5
+    write_tree(tmp_path, {"proc2": "0::/\n", "fs2/cpu.max": "max 100000\n"})
+    assert cgroup_cpu_quota(str(tmp_path / "proc2"), str(tmp_path / "fs2")) is None
+    assert cgroup_cpu_quota(str(tmp_path / "missing"), str(tmp_path / "fs")) is None
+
+
+def test_usable_cpus_takes_the_quota_rounded_up(monkeypatch):
+    import e5np.threads as threads
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(threads, "cgroup_cpu_quota", lambda: 1.5)
+    assert usable_cpus() == (2, "cgroup CPU quota 1.5 CPUs (affinity mask: 4)")
+    monkeypatch.setattr(threads, "cgroup_cpu_quota", lambda: None)
+    assert usable_cpus()[0] == 4
+
+
+def run(choice: ThreadChoice, seconds_for, passes: int, tokens: int = 12) -> list[int]:
+    picked = []
+    for _ in range(passes):
+        threads = choice.pick(tokens)
+        choice.record(tokens, threads, seconds_for(threads))
+        picked.append(threads)
+    return picked
+
+
+def test_choice_follows_the_times():
+    choice = ThreadChoice(2)
+    idle = {2: 0.006, 1: 0.010}
+    picked = run(choice, idle.get, 400)
+    assert set(picked[:10]) == {1, 2} and picked[-300:].count(2) >= 290  # both tried, then mostly 2
+    busy = {2: 0.026, 1: 0.011}  # another process takes a core
+    picked = run(choice, busy.get, 400)
+    assert picked.index(1) <= 2 and picked[-390:].count(1) >= 380  # seen within a few passes
+    picked = run(choice, idle.get, 400)  # the core comes back: 2 threads again within ~1.2 s of passes
+    assert picked[-250:].count(2) >= 240
+
+
+def test_choice_is_per_size():
+    choice = ThreadChoice(2)
+    run(choice, {2: 0.026, 1: 0.011}.get, 50, tokens=12)
+    run(choice, {2: 0.5, 1: 0.9}.get, 50, tokens=3000)
+    assert choice.pick(12) == 1 and choice.pick(3000) == 2
+
+
+def test_first_pass_compile_time_does_not_stick():
+    choice = ThreadChoice(2)
+    first = iter([5.0])  # the first pass pays for compiling
+    picked = run(choice, lambda t: next(first, 0.006 if t == 2 else 0.010), 300)
+    assert picked[:6].count(1) <= 3 and picked[-290:].count(2) >= 275  # trials of 1 thread aside
+
+
+def test_noisy_two_threads_lose_to_one_on_average():
+    """Beside a busy process, 2 threads are sometimes fast and often a time slice late: their mean
+    is what counts, not a lucky pass."""
+    rng = np.random.default_rng(0)
+    choice = ThreadChoice(2)
+    picked = run(choice, lambda t: 0.0065 if t == 1 else (0.004 if rng.random() < 0.6 else 0.025), 2000)
+    assert picked[-1500:].count(1) >= 1400
+
+
+def test_one_thread_never_explores():
+    assert run(ThreadChoice(1), lambda t: 1.0, 10) == [1] * 10
+
+
+def test_num_threads_checked(minilm_folder):
+    with pytest.raises(ValueError, match="num_threads must be at least 1"):
+        E5Model(minilm_folder, num_threads=0)
+    model = E5Model(minilm_folder)
+    assert model.num_threads == usable_cpus()[0] and "adapt_threads=True" in repr(model)
+    assert np.array_equal(model.encode(["x"]), E5Model(minilm_folder, adapt_threads=False).encode(["x"]))
