@@ -53,10 +53,19 @@ class Connection:
     async def open(cls, port: int) -> "Connection":
         return cls(*await asyncio.open_connection("127.0.0.1", port))
 
-    async def post(self, path: bytes, body: bytes) -> tuple[int, bytes]:
-        self.writer.write(b"POST %s HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n"
-                          b"content-length: %d\r\n\r\n%s" % (path, len(body), body))
-        status = int((await self.reader.readline()).split()[1])
+    async def post(self, path: bytes, body: bytes, port: int) -> tuple[int, bytes]:
+        """One request; on a connection the server closed meanwhile (uvicorn's 5 s keep-alive
+        timeout) it reconnects and sends again, as HTTP clients do."""
+        request = (b"POST %s HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n"
+                   b"content-length: %d\r\n\r\n%s" % (path, len(body), body))
+        self.writer.write(request)
+        line = await self.reader.readline()
+        if not line:
+            self.writer.close()
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
+            self.writer.write(request)
+            line = await self.reader.readline()
+        status = int(line.split()[1])
         length = 0
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.partition(b":")
@@ -90,7 +99,7 @@ async def closed_loop(port: int, requests: list[list[str]], concurrency: int, se
         connection, i = await Connection.open(port), k
         while time.perf_counter() < deadline:
             start = time.perf_counter()
-            status, reply = await connection.post(b"/v1/embeddings", bodies[i % len(bodies)])
+            status, reply = await connection.post(b"/v1/embeddings", bodies[i % len(bodies)], port)
             latencies.append(time.perf_counter() - start)
             statuses.append(status)
             if check is not None and k == 0 and i == 0:
@@ -111,7 +120,7 @@ async def open_loop(port: int, requests: list[list[str]], rate: float, seconds: 
 
     async def one(i: int, due: float):
         connection = idle.pop() if idle else await Connection.open(port)
-        status, _ = await connection.post(b"/v1/embeddings", bodies[i % len(bodies)])
+        status, _ = await connection.post(b"/v1/embeddings", bodies[i % len(bodies)], port)
         latencies.append(time.perf_counter() - due)
         statuses.append(status)
         idle.append(connection)

@@ -1,10 +1,13 @@
-"""Which precision this CPU can run, decided before any AMX code is compiled.
+"""Which precision this CPU can run, decided before any bf16 code is compiled.
 
-bf16 runs on AMX tiles (``kernels/gemm_amx.py``). Three things must hold first, or the process
-dies rather than raising: the CPU has AMX (else LLVM aborts while compiling the intrinsics),
-LLVM targets it, and Linux has granted this process the AMX tile state (else the first tile
-instruction is SIGILL). ``choose_precision`` checks all three and says why it chose what it did.
-``E5NP_DISABLE_AMX=1`` forces the fallback (for tests, or to rule AMX out).
+bf16 runs on AMX tiles (``kernels/gemm_amx.py``) where the CPU has them, else on AVX512-BF16
+(``kernels/gemm_dpbf16.py``: ``vdpbf16ps``, AMD Zen 4 and later, Intel Cooper Lake), else not at
+all (the exact fp32 path runs, and the reason says why). For AMX three things must hold first,
+or the process dies rather than raising: the CPU has AMX (else LLVM aborts while compiling the
+intrinsics), LLVM targets it, and Linux has granted this process the AMX tile state (else the
+first tile instruction is SIGILL). For AVX512-BF16: the CPU flag and LLVM's target feature.
+``choose_precision`` checks them and says why it chose what it did. ``E5NP_DISABLE_AMX=1`` and
+``E5NP_DISABLE_AVX512_BF16=1`` rule either out (for tests, or by choice).
 """
 
 import ctypes
@@ -15,18 +18,20 @@ from dataclasses import dataclass
 
 PRECISIONS = ("fp32", "bf16", "auto")
 AMX_FLAGS = ("amx_tile", "amx_bf16")  # /proc/cpuinfo names
+AVX512_BF16_FLAG = "avx512_bf16"
+BF16_PATHS = ("bf16-amx", "bf16-avx512")
 _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA, _SYS_ARCH_PRCTL = 0x1023, 18, 158
 
 
 @dataclass(frozen=True)
 class Precision:
     requested: str  # what the caller asked for: fp32, bf16 or auto
-    path: str       # what runs: "fp32" or "bf16-amx"
+    path: str       # what runs: "fp32", "bf16-amx" or "bf16-avx512"
     reason: str     # one line: why this path
 
     @property
     def is_bf16(self) -> bool:
-        return self.path == "bf16-amx"
+        return self.path in BF16_PATHS
 
 
 def cpuinfo(field: str) -> str | None:
@@ -52,6 +57,11 @@ def llvm_targets_amx() -> bool:
     return bool(features.get("amx-tile")) and bool(features.get("amx-bf16"))
 
 
+def llvm_targets_avx512_bf16() -> bool:
+    import llvmlite.binding as llvm
+    return bool(llvm.get_host_cpu_features().get("avx512bf16"))
+
+
 @functools.cache
 def request_amx_permission() -> bool:
     """arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA): once per process, for every thread."""
@@ -61,26 +71,53 @@ def request_amx_permission() -> bool:
     return libc.syscall(_SYS_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA) == 0
 
 
+def amx_problem(flags: frozenset[str] | None = None, llvm_ok=llvm_targets_amx,
+                permission=request_amx_permission) -> str | None:
+    """Why the AMX GEMM cannot run here, or None where it can."""
+    flags = cpu_flags() if flags is None else flags
+    missing = [f for f in AMX_FLAGS if f not in flags]
+    if _disabled("E5NP_DISABLE_AMX"):
+        return "AMX disabled by E5NP_DISABLE_AMX"
+    if missing:
+        return f"this CPU lacks {', '.join(missing)}"
+    if not llvm_ok():
+        return "LLVM does not target AMX on this host"
+    if not permission():
+        return "Linux refused this process the AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM)"
+    return None
+
+
+def avx512_bf16_problem(flags: frozenset[str] | None = None, llvm_ok=llvm_targets_avx512_bf16) -> str | None:
+    """Why the AVX512-BF16 GEMM cannot run here, or None where it can."""
+    flags = cpu_flags() if flags is None else flags
+    if _disabled("E5NP_DISABLE_AVX512_BF16"):
+        return "AVX512-BF16 disabled by E5NP_DISABLE_AVX512_BF16"
+    if AVX512_BF16_FLAG not in flags:
+        return f"this CPU lacks {AVX512_BF16_FLAG}"
+    if not llvm_ok():
+        return "LLVM does not target AVX512-BF16 on this host"
+    return None
+
+
 def choose_precision(requested: str, flags: frozenset[str] | None = None,
-                     llvm_ok=llvm_targets_amx, permission=request_amx_permission) -> Precision:
-    """The path for ``requested`` on this CPU. Never raises for a CPU that lacks something:
-    bf16 then falls back to exact fp32 and ``reason`` says why."""
+                     llvm_ok=llvm_targets_amx, permission=request_amx_permission,
+                     llvm_bf16_ok=llvm_targets_avx512_bf16) -> Precision:
+    """The path for ``requested`` on this CPU: AMX, else AVX512-BF16, else fp32. Never raises for
+    a CPU that lacks something: bf16 then falls back to exact fp32 and ``reason`` says why."""
     if requested not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {requested!r}")
     if requested == "fp32":
         return Precision(requested, "fp32", "fp32 requested (exact parity with transformers)")
     flags = cpu_flags() if flags is None else flags
-    missing = [f for f in AMX_FLAGS if f not in flags]
-    if os.environ.get("E5NP_DISABLE_AMX", "") not in ("", "0"):
-        problem = "AMX disabled by E5NP_DISABLE_AMX"
-    elif missing:
-        problem = f"this CPU lacks {', '.join(missing)}"
-        if "avx512_bf16" in flags:
-            problem += " (it has AVX512-BF16, but a vdpbf16ps GEMM measured slower than the fp32 one)"
-    elif not llvm_ok():
-        problem = "LLVM does not target AMX on this host"
-    elif not permission():
-        problem = "Linux refused this process the AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM)"
-    else:
+    no_amx = amx_problem(flags, llvm_ok, permission)
+    if no_amx is None:
         return Precision(requested, "bf16-amx", "bf16 GEMMs on AMX tiles (amx_tile, amx_bf16), fp32 accumulation")
-    return Precision(requested, "fp32", f"{problem}: using the exact fp32 path")
+    no_avx512 = avx512_bf16_problem(flags, llvm_bf16_ok)
+    if no_avx512 is None:
+        return Precision(requested, "bf16-avx512", f"no AMX ({no_amx}); bf16 GEMMs with vdpbf16ps (avx512_bf16), "
+                         "fp32 accumulation")
+    return Precision(requested, "fp32", f"{no_amx}; {no_avx512}: using the exact fp32 path")
+
+
+def _disabled(variable: str) -> bool:
+    return os.environ.get(variable, "") not in ("", "0")

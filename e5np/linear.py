@@ -8,6 +8,8 @@
   way in. Batch-invariant bit for bit too. Only after ``e5np.cpu.choose_precision`` chose it.
   ``split`` weights are held as two bf16 parts, hi + lo (16 of the weight's 24 bits, twice the
   GEMM work): the model uses them where one part's rounding costs the most (``weights.py``).
+- ``"avx512-bf16"``: the same bf16 layouts and epilogues, multiplied with AVX512-BF16's
+  ``vdpbf16ps`` where there is no AMX (``kernels/gemm_dpbf16.py``). Only after ``choose_precision``.
 """
 
 from dataclasses import dataclass
@@ -17,27 +19,37 @@ import numpy as np
 from .kernels import add_bias_, bf16, bias_gelu_, gemm
 from .workspace import Workspace
 
-GEMMS = ("numba", "blas", "amx-bf16")
+GEMMS = ("numba", "blas", "amx-bf16", "avx512-bf16")
+BF16_GEMMS = ("amx-bf16", "avx512-bf16")
+
+
+def bf16_kernels(gemm_name: str):
+    """The module of a bf16 GEMM, imported only once ``choose_precision`` found its instructions."""
+    if gemm_name == "amx-bf16":
+        from .kernels import gemm_amx
+        return gemm_amx
+    from .kernels import gemm_dpbf16
+    return gemm_dpbf16
 
 
 @dataclass(frozen=True)
 class Linear:
     """y = x @ W^T + b (nn.Linear), with W held in the layout the chosen GEMM reads."""
-    weight: np.ndarray  # [N, K] for "blas"; [ceil(N/32), K, 32] panels for "numba"; bf16 tiles for "amx-bf16"
+    weight: np.ndarray  # [N, K] for "blas"; [ceil(N/32), K, 32] panels for "numba"; bf16 tiles for the bf16 GEMMs
     bias: np.ndarray    # [N]
     out_features: int
     gemm: str
-    split: bool = False  # "amx-bf16" weights as hi + lo bf16 parts (``pack_weight_bf16``)
+    split: bool = False  # bf16 weights as hi + lo bf16 parts (``pack_weight_bf16``)
 
     @classmethod
     def from_checkpoint(cls, weight: np.ndarray, bias: np.ndarray, gemm_name: str, split: bool = False) -> "Linear":
-        """``split``: on "amx-bf16", hold W as bf16 hi + lo (the fp32 GEMMs use W as it is)."""
+        """``split``: on a bf16 GEMM, hold W as bf16 hi + lo (the fp32 GEMMs use W as it is)."""
         if gemm_name not in GEMMS:
             raise ValueError(f"gemm must be one of {GEMMS}, not {gemm_name!r}")
-        split = split and gemm_name == "amx-bf16"
+        split = split and gemm_name in BF16_GEMMS
         if gemm_name == "numba":
             prepared = gemm.pack_weight(weight)
-        elif gemm_name == "amx-bf16":
+        elif gemm_name in BF16_GEMMS:
             prepared = bf16.pack_weight_bf16(weight, split)
         else:
             prepared = weight
@@ -45,13 +57,11 @@ class Linear:
 
     def matmul(self, x: np.ndarray, out: np.ndarray, ws: Workspace) -> np.ndarray:
         """out = x @ W^T (the bias is left to the fused epilogue that follows). x is float32 rows,
-        or, on the AMX path, bf16 tiles already (written by the epilogue before: GELU, LayerNorm)."""
+        or, on a bf16 path, bf16 tiles already (written by the epilogue before: GELU, LayerNorm)."""
         if self.gemm == "numba":
             gemm.matmul_packed_(out, x, self.weight)
-        elif self.gemm == "amx-bf16":
-            from .kernels import gemm_amx  # imported only once AMX is known to be usable
-
-            gemm_amx.matmul_bf16_(out, self._as_tiles(x, ws), self.weight, split=self.split)
+        elif self.reads_tiles:
+            bf16_kernels(self.gemm).matmul_bf16_(out, self._as_tiles(x, ws), self.weight, split=self.split)
         else:
             gemm.matmul_blas(out, x, self.weight)
         return out
@@ -59,26 +69,22 @@ class Linear:
     def matmul_bias(self, x: np.ndarray, out: np.ndarray, ws: Workspace) -> np.ndarray:
         """out = x @ W^T + b (x as ``matmul`` takes it); on the AMX path the bias is added to each
         block of the output while the tile unit computes the next one, not in a pass of its own."""
-        if self.gemm != "amx-bf16":
+        if not self.reads_tiles:
             add_bias_(self.matmul(x, out, ws), self.bias)
             return out
-        from .kernels import gemm_amx
-
-        gemm_amx.matmul_bf16_(out, self._as_tiles(x, ws), self.weight, self.bias, self.split)
+        bf16_kernels(self.gemm).matmul_bf16_(out, self._as_tiles(x, ws), self.weight, self.bias, self.split)
         return out
 
     def matmul_gelu(self, x: np.ndarray, rows: int, ws: Workspace) -> np.ndarray:
         """gelu(x @ W^T + b), erf form, as the next Linear's input: float32 rows [T, N], or on the
         AMX path bf16 tiles written by the GEMM's epilogue (no float32 [T, N], no rounding pass).
         x as ``matmul`` takes it; ``rows`` = T (tiles are padded)."""
-        if self.gemm != "amx-bf16":
+        if not self.reads_tiles:
             h = self.matmul(x, ws.get("ffn", rows, self.out_features), ws)
             bias_gelu_(h, self.bias)
             return h
-        from .kernels import gemm_amx
-
         h16 = self._tiles_buffer("ffn in bf16 tiles", rows, self.weight.shape[0] // 2, ws)
-        gemm_amx.matmul_bf16_gelu_tiles_(h16, self._as_tiles(x, ws), self.weight, self.bias, rows)
+        bf16_kernels(self.gemm).matmul_bf16_gelu_tiles_(h16, self._as_tiles(x, ws), self.weight, self.bias, rows)
         return h16
 
     def input_rows(self, x: np.ndarray, start: int, count: int) -> np.ndarray:
@@ -93,7 +99,7 @@ class Linear:
     @property
     def reads_tiles(self) -> bool:
         """Whether ``matmul`` reads bf16 tiles (and would round float32 rows into them first)."""
-        return self.gemm == "amx-bf16"
+        return self.gemm in BF16_GEMMS
 
     def input_tiles(self, rows: int, ws: Workspace) -> np.ndarray:
         """The workspace buffer of bf16 tiles this Linear reads, for ``rows`` input rows."""

@@ -16,6 +16,7 @@ from .config import BertConfig
 from .cpu import Precision, choose_precision
 from .encoder import encode_packed, pool
 from .hub import resolve_model_folder
+from .linear import BF16_GEMMS
 from .progress import progress_bar
 from .tokenization import TokenizedBatch, WordPieceTokenizer
 from .weights import load_weights
@@ -52,8 +53,8 @@ class E5Model:
                  gemm: str | None = None, num_threads: int | None = None, max_batch_tokens: int = MAX_BATCH_TOKENS,
                  adapt_threads: bool = True):
         """``precision``: "fp32" (default; exact parity with transformers), "bf16" (GEMMs on AMX,
-        falling back to fp32 with one logged line where the CPU cannot), or "auto" (bf16 where
-        AMX is usable). ``gemm`` picks the fp32 GEMM: "numba" (default) or "blas".
+        else on AVX512-BF16, falling back to fp32 with one logged line where the CPU has neither),
+        or "auto" (bf16 where either is usable). ``gemm`` picks the fp32 GEMM: "numba" (default) or "blas".
         ``max_batch_tokens``: the default token cap of a forward pass (see ``encode``).
         ``num_threads``: at most this many threads (default: the CPUs this process may use, its
         cgroup quota included); with ``adapt_threads`` each forward pass runs on one thread or on
@@ -79,7 +80,7 @@ class E5Model:
 
     @property
     def precision(self) -> str:
-        """The path in use: "fp32" or "bf16-amx" (``precision_reason`` says why)."""
+        """The path in use: "fp32", "bf16-amx" or "bf16-avx512" (``precision_reason`` says why)."""
         return self.precision_choice.path
 
     @property
@@ -263,13 +264,13 @@ class E5Model:
 
 
 def _gemm_for(choice: Precision, gemm: str | None) -> str:
-    if gemm == "amx-bf16":
-        raise ValueError("gemm='amx-bf16' is chosen by precision='bf16', not by name")
+    if gemm in BF16_GEMMS:
+        raise ValueError(f"gemm={gemm!r} is chosen by precision='bf16', not by name")
     if choice.is_bf16:
         if gemm is not None:
-            raise ValueError(f"gemm={gemm!r} picks an fp32 GEMM, but precision={choice.requested!r} runs on AMX; "
-                             "drop one of the two")
-        return "amx-bf16"
+            raise ValueError(f"gemm={gemm!r} picks an fp32 GEMM, but precision={choice.requested!r} runs "
+                             f"{choice.path}; drop one of the two")
+        return "amx-bf16" if choice.path == "bf16-amx" else "avx512-bf16"
     if choice.requested == "bf16":
         log.warning("precision='bf16': %s", choice.reason)
     elif choice.requested == "auto":

@@ -8,8 +8,8 @@ Eight tile registers. The micro-kernel uses tmm0-3 as a 2 x 2 block of 16 x 16 f
 accumulators (32 rows x 32 columns of the output), tmm4-5 for two 16 x 32 bf16 tiles of x and
 tmm6-7 for two 32 x 16 bf16 weight tiles (VNNI layout: rows are k pairs). Each k step of 32
 costs 4 tile loads and 4 ``tdpbf16ps``; the whole K is accumulated in the tiles. A block's
-epilogue (the FFN's bias + GELU + bf16 rounding, or a bias) runs on the vector units inside the
-next block's k loop.
+epilogue (``block_epilogue.py``: the FFN's bias + GELU + bf16 rounding, or a bias) runs on the
+vector units inside the next block's k loop.
 """
 
 from llvmlite import ir
@@ -18,12 +18,10 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .bf16 import BLOCK, TILE_BYTES, TILE_ROWS
-from .gelu_f32 import gelu
-from .vector_ir import LANES, Vec16
+from .block_epilogue import VECTORS, bias_store_block, bias_store_vector, gelu_to_bf16_block, gelu_to_bf16_vector  # noqa: F401
 
 _i8, _i64, _void = ir.IntType(8), ir.IntType(64), ir.VoidType()
 _ptr = ir.IntType(8).as_pointer()
-VECTORS = BLOCK * BLOCK // LANES  # 16-float vectors in a 32 x 32 block
 
 
 def _llvm(builder, name, arg_types):
@@ -131,42 +129,6 @@ def _block_32x32(builder, args, behind=None):
         builder.call(store, [_tile(c), address(base, _const(column)), c_stride])
 
 
-def _block_vector_plus_bias(builder, vector, c, bias):
-    """Vector v (0 to 63) of a finished block c [32, 32] (contiguous float32), row v // 2, columns
-    16 (v % 2) on, plus those 16 biases: returns (Vec16, row, half, the sum)."""
-    v = Vec16(builder)
-    row, half = builder.lshr(vector, _const(1)), builder.and_(vector, _const(1))
-    at = builder.add(c, builder.add(builder.mul(row, _const(BLOCK * 4)), builder.mul(half, _const(64))))
-    b = builder.load(v.pointer(builder.add(bias, builder.mul(half, _const(64)))), align=4)
-    return v, row, half, builder.fadd(builder.load(v.pointer(at), align=4), b)
-
-
-def _gelu_to_bf16_vector(builder, vector, c, bias, dst, dst_tile_stride):
-    """One 16-float vector v (0 to 63) of a finished block c [32, 32] (contiguous float32), row
-    v // 2, columns 16 (v % 2) on: + bias, GELU, rounded to bf16 into that row of the block's two
-    16-row output tiles (the upper at ``dst``, the lower ``dst_tile_stride`` bytes on)."""
-    v, row, half, x = _block_vector_plus_bias(builder, vector, c, bias)
-    tile_row = builder.add(builder.mul(builder.lshr(row, _const(4)), dst_tile_stride),
-                           builder.mul(builder.and_(row, _const(TILE_ROWS - 1)), _const(64)))
-    out = builder.add(dst, builder.add(tile_row, builder.mul(half, _const(32))))
-    builder.store(v.round_to_bf16(gelu(v, x)), builder.inttoptr(out, ir.VectorType(ir.IntType(16), LANES).as_pointer()), align=2)
-
-
-def _bias_store_vector(builder, vector, c, bias, dst, dst_row_stride):
-    """One 16-float vector v (0 to 63) of a finished block c [32, 32] (contiguous float32), row
-    v // 2, columns 16 (v % 2) on: + bias, stored into that row of ``dst`` (float32 rows
-    ``dst_row_stride`` bytes apart)."""
-    v, row, half, x = _block_vector_plus_bias(builder, vector, c, bias)
-    out = builder.add(dst, builder.add(builder.mul(row, dst_row_stride), builder.mul(half, _const(64))))
-    builder.store(x, v.pointer(out), align=4)
-
-
-def _every_vector(builder, epilogue, args):
-    """An epilogue on all 64 vectors of a block, on its own (the last block of a worker's jobs)."""
-    with cgutils.for_range(builder, _const(VECTORS)) as loop:
-        epilogue(builder, loop.index, *args)
-
-
 @intrinsic
 def bf16_block_32x32(typingctx, x_addr, x_panel_stride, x_steps, w_addr, w_panel_stride, k_steps, c_addr, c_stride):
     """One AMX block (``_block_32x32``), nothing else."""
@@ -184,7 +146,7 @@ def bf16_block_32x32_gelu_behind(typingctx, x_addr, x_panel_stride, x_steps, w_a
     (``gelu_to_bf16_block`` of prev_c, prev_bias, prev_dst; prev_c 0: none). With the epilogue
     after each block instead, the FFN GEMM took 1.35 to 1.5x as long at 512 to 2,555 rows."""
     def codegen(context, builder, signature, args):
-        _block_32x32(builder, args[:8], behind=(_gelu_to_bf16_vector, args[8:]))
+        _block_32x32(builder, args[:8], behind=(gelu_to_bf16_vector, args[8:]))
         return context.get_dummy_value()
 
     return types.void(*[types.intp] * 12), codegen
@@ -197,29 +159,7 @@ def bf16_block_32x32_bias_behind(typingctx, x_addr, x_panel_stride, x_steps, w_a
     (``bias_store_block`` of prev_c, prev_bias, prev_dst; prev_c 0: none). The QKV GEMM with a
     bias pass after it took 1.04 to 1.16x as long as with the bias here (448 to 8,192 rows)."""
     def codegen(context, builder, signature, args):
-        _block_32x32(builder, args[:8], behind=(_bias_store_vector, args[8:]))
+        _block_32x32(builder, args[:8], behind=(bias_store_vector, args[8:]))
         return context.get_dummy_value()
 
     return types.void(*[types.intp] * 12), codegen
-
-
-@intrinsic
-def gelu_to_bf16_block(typingctx, c_addr, bias_addr, dst_addr, dst_tile_stride):
-    """The FFN epilogue of one block: c [32, 32] float32 (contiguous) + bias [32], GELU, rounded
-    to bf16 into two 16-row output tiles, the upper at ``dst``, the lower ``dst_tile_stride`` bytes on."""
-    def codegen(context, builder, signature, args):
-        _every_vector(builder, _gelu_to_bf16_vector, args)
-        return context.get_dummy_value()
-
-    return types.void(*[types.intp] * 4), codegen
-
-
-@intrinsic
-def bias_store_block(typingctx, c_addr, bias_addr, dst_addr, dst_row_stride):
-    """The bias epilogue of one block: c [32, 32] float32 (contiguous) + bias [32], stored into
-    float32 rows ``dst_row_stride`` bytes apart from ``dst``."""
-    def codegen(context, builder, signature, args):
-        _every_vector(builder, _bias_store_vector, args)
-        return context.get_dummy_value()
-
-    return types.void(*[types.intp] * 4), codegen

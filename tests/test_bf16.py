@@ -1,6 +1,8 @@
-"""The bf16 path: rounding, tile layouts, the AMX GEMM against float64, the model against fp32,
-bitwise batch invariance, and the fallback on a CPU without AMX (forced)."""
+"""The bf16 paths: rounding, tile layouts, the bf16 GEMMs (AMX, AVX512-BF16: each where this CPU
+runs it) against float64, the model against fp32, bitwise batch invariance, and the fallback on a
+CPU without either (forced)."""
 
+import importlib
 import json
 import logging
 import os
@@ -16,12 +18,19 @@ import tolerances as tol
 from checks import cosine_rows
 from conftest import model_folder
 from e5np import E5Model, encoder
-from e5np.cpu import choose_precision
+from e5np.cpu import amx_problem, avx512_bf16_problem, choose_precision
 from e5np.kernels import bf16
 from texts import PARITY_TEXTS
 
-AMX = choose_precision("bf16")
-needs_amx = pytest.mark.skipif(not AMX.is_bf16, reason=f"no AMX here: {AMX.reason}")
+BF16 = choose_precision("bf16")  # the path this CPU runs
+needs_bf16 = pytest.mark.skipif(not BF16.is_bf16, reason=f"no bf16 GEMM here: {BF16.reason}")
+GEMMS = [pytest.param("gemm_amx", marks=pytest.mark.skipif(amx_problem() is not None, reason=str(amx_problem()))),
+         pytest.param("gemm_dpbf16", marks=pytest.mark.skipif(avx512_bf16_problem() is not None,
+                                                               reason=str(avx512_bf16_problem())))]
+
+
+def kernels_of(gemm: str):
+    return importlib.import_module(f"e5np.kernels.{gemm}")
 RNG = np.random.default_rng(2026)
 
 
@@ -101,11 +110,11 @@ def test_weight_tiles_are_vnni_pairs():
 E5_SHAPES = [(384, 1536), (1536, 384), (768, 3072), (3072, 768), (1024, 4096), (4096, 1024)]
 
 
-@needs_amx
+@pytest.mark.parametrize("gemm", GEMMS)
 @pytest.mark.parametrize("m", [1, 15, 16, 17, 513])
 @pytest.mark.parametrize("k,n", E5_SHAPES)
-def test_amx_gemm_against_float64_of_the_rounded_inputs(m, k, n):
-    from e5np.kernels.gemm_amx import matmul_bf16_
+def test_bf16_gemm_against_float64_of_the_rounded_inputs(gemm, m, k, n):
+    matmul_bf16_ = kernels_of(gemm).matmul_bf16_
 
     x = RNG.standard_normal((m, k)).astype(np.float32)
     w = (RNG.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32)
@@ -120,11 +129,11 @@ def test_amx_gemm_against_float64_of_the_rounded_inputs(m, k, n):
     assert np.isnan(canvas[m:]).all(), "the GEMM wrote past the rows of out"
 
 
-@needs_amx
+@pytest.mark.parametrize("gemm", GEMMS)
 @pytest.mark.parametrize("m,k,n", [(1, 1024, 1024), (17, 64, 37), (40, 384, 384), (513, 768, 768)])
-def test_amx_gemm_with_split_weights_multiplies_by_hi_plus_lo(m, k, n):
+def test_bf16_gemm_with_split_weights_multiplies_by_hi_plus_lo(gemm, m, k, n):
     """Split weights: x @ (hi + lo)^T, hi = bf16(W), lo = bf16(W - hi), as one fp32 accumulation."""
-    from e5np.kernels.gemm_amx import matmul_bf16_
+    matmul_bf16_ = kernels_of(gemm).matmul_bf16_
 
     x = RNG.standard_normal((m, k)).astype(np.float32)
     w = (RNG.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32)
@@ -144,11 +153,11 @@ def test_amx_gemm_with_split_weights_multiplies_by_hi_plus_lo(m, k, n):
         matmul_bf16_(out, x16, tiles)  # split weights, called as if not
 
 
-@needs_amx
+@pytest.mark.parametrize("gemm", GEMMS)
 @pytest.mark.parametrize("m,k,n", [(1, 384, 1152), (17, 64, 37), (40, 1024, 3072), (513, 768, 2304)])
-def test_amx_gemm_bias_epilogue_is_the_two_steps_in_one(m, k, n):
+def test_bf16_gemm_bias_epilogue_is_the_two_steps_in_one(gemm, m, k, n):
     """The bias added to each block while the next is multiplied: bitwise the GEMM, then + bias."""
-    from e5np.kernels.gemm_amx import matmul_bf16_
+    matmul_bf16_ = kernels_of(gemm).matmul_bf16_
 
     x16 = np.empty((bf16.round_up(m, 32) // 16, bf16.round_up(k, 32) // 32, 16, 32), np.uint16)
     bf16.round_to_bf16_tiles_(x16, RNG.standard_normal((m, k)).astype(np.float32).view(np.uint32))
@@ -163,9 +172,9 @@ def test_amx_gemm_bias_epilogue_is_the_two_steps_in_one(m, k, n):
         matmul_bf16_(fused, x16, tiles, bias[1:])
 
 
-@needs_amx
-def test_amx_gemm_refuses_mismatched_operands():
-    from e5np.kernels.gemm_amx import matmul_bf16_
+@pytest.mark.parametrize("gemm", GEMMS)
+def test_bf16_gemm_refuses_mismatched_operands(gemm):
+    matmul_bf16_ = kernels_of(gemm).matmul_bf16_
 
     tiles = bf16.pack_weight_bf16(np.ones((64, 64), np.float32))
     x16 = np.zeros((2, 1, 16, 32), np.uint16)  # K = 32, but the weight has K = 64
@@ -189,13 +198,13 @@ def test_float32_gelu_against_float64_erf():
     assert np.all(np.abs(y - exact) <= bound), f"float32 GELU off at x = {xb.flat[worst]}: {y.flat[worst]} vs {exact.flat[worst]}"
 
 
-@needs_amx
+@pytest.mark.parametrize("gemm", GEMMS)
 @pytest.mark.parametrize("m,k,n", [(1, 384, 1536), (17, 64, 37), (40, 1024, 4096), (513, 768, 3072)])
-def test_fused_gelu_gemm_is_the_three_steps_in_one(m, k, n):
+def test_fused_gelu_gemm_is_the_three_steps_in_one(gemm, m, k, n):
     """GEMM + bias + float32 GELU + bf16 rounding in one kernel: bitwise what the three steps give
     apart, padding rows and columns zero (the next GEMM reads them)."""
     from e5np.kernels.gelu_f32 import bias_gelu_f32_
-    from e5np.kernels.gemm_amx import matmul_bf16_, matmul_bf16_gelu_tiles_
+    matmul_bf16_, matmul_bf16_gelu_tiles_ = kernels_of(gemm).matmul_bf16_, kernels_of(gemm).matmul_bf16_gelu_tiles_
 
     x = RNG.standard_normal((m, k)).astype(np.float32)
     w = (RNG.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32)
@@ -218,14 +227,15 @@ def minilm_pair(minilm_folder):
     return E5Model(minilm_folder), E5Model(minilm_folder, precision="bf16")
 
 
-@needs_amx
+@needs_bf16
 def test_precision_reports_the_path(minilm_pair):
     fp32, bf = minilm_pair
-    assert (fp32.precision, bf.precision) == ("fp32", "bf16-amx")
-    assert "AMX" in bf.precision_reason and "precision='bf16-amx'" in repr(bf)
+    assert (fp32.precision, bf.precision) == ("fp32", BF16.path)
+    assert ("AMX" if BF16.path == "bf16-amx" else "vdpbf16ps") in bf.precision_reason
+    assert f"precision='{BF16.path}'" in repr(bf)
 
 
-@needs_amx
+@needs_bf16
 @pytest.mark.parametrize("name", ["all-MiniLM-L6-v2", pytest.param("e5-large-random", marks=pytest.mark.slow)])
 def test_bf16_embeddings_close_to_fp32(name, minilm_pair):
     if name == "all-MiniLM-L6-v2":
@@ -238,7 +248,7 @@ def test_bf16_embeddings_close_to_fp32(name, minilm_pair):
     assert cosine.min() >= tol.BF16_MIN_COSINE, f"{name}: min cosine {cosine.min():.6f} (mean {cosine.mean():.6f})"
 
 
-@needs_amx
+@needs_bf16
 def test_bf16_alone_equals_in_batch_any_order_any_threads(minilm_folder, minilm_pair):
     model = minilm_pair[1]
     reference = model.encode(PARITY_TEXTS)
@@ -262,8 +272,13 @@ def test_fallback_reasons_name_what_is_missing():
     def never():
         raise AssertionError("must not be asked")
 
-    no_amx = choose_precision("bf16", flags=frozenset({"avx512f", "avx512_bf16"}), llvm_ok=never, permission=never)
-    assert no_amx.path == "fp32" and "amx_tile, amx_bf16" in no_amx.reason and "AVX512-BF16" in no_amx.reason
+    zen4 = frozenset({"avx512f", "avx512_bf16"})
+    no_amx = choose_precision("bf16", flags=zen4, llvm_ok=never, permission=never, llvm_bf16_ok=lambda: True)
+    assert no_amx.path == "bf16-avx512" and "lacks amx_tile, amx_bf16" in no_amx.reason and "vdpbf16ps" in no_amx.reason
+    no_llvm = choose_precision("bf16", flags=zen4, llvm_ok=never, permission=never, llvm_bf16_ok=lambda: False)
+    assert no_llvm.path == "fp32" and "LLVM does not target AVX512-BF16" in no_llvm.reason
+    avx2 = choose_precision("auto", flags=frozenset({"avx2", "fma"}), llvm_ok=never, permission=never, llvm_bf16_ok=never)
+    assert avx2.path == "fp32" and "lacks avx512_bf16" in avx2.reason
     refused = choose_precision("auto", flags=frozenset({"amx_tile", "amx_bf16"}), llvm_ok=lambda: True,
                                permission=lambda: False)
     assert refused.path == "fp32" and "ARCH_REQ_XCOMP_PERM" in refused.reason
@@ -272,9 +287,10 @@ def test_fallback_reasons_name_what_is_missing():
         choose_precision("int4")
 
 
-def test_forced_fallback_never_loads_amx_code(minilm_folder):
-    """With AMX ruled out, bf16 runs the fp32 path, says so in one log line, and the module with
-    the AMX intrinsics is never imported (on a CPU without AMX, compiling it aborts the process)."""
+def test_forced_fallback_never_loads_bf16_code(minilm_folder):
+    """With AMX and AVX512-BF16 ruled out, bf16 runs the fp32 path, says so in one log line, and
+    neither module of bf16 intrinsics is imported (on a CPU without them, compiling one aborts
+    the process)."""
     code = f"""
 import json, logging, sys
 logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -283,24 +299,25 @@ from e5np.cli import main
 model = E5Model({str(minilm_folder)!r}, precision="bf16")
 vector = model.encode("hello")
 main(["info", "--precision", "bf16"])
-print(json.dumps([model.precision, "e5np.kernels.gemm_amx" in sys.modules, float(vector[0])]))
+loaded = [m for m in ("e5np.kernels.gemm_amx", "e5np.kernels.gemm_dpbf16") if m in sys.modules]
+print(json.dumps([model.precision, loaded, float(vector[0])]))
 """
-    env = {**os.environ, "E5NP_DISABLE_AMX": "1"}
+    env = {**os.environ, "E5NP_DISABLE_AMX": "1", "E5NP_DISABLE_AVX512_BF16": "1"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
-    path, amx_imported, first = json.loads(out.stdout.strip().splitlines()[-1])
-    assert path == "fp32" and not amx_imported
+    path, loaded, first = json.loads(out.stdout.strip().splitlines()[-1])
+    assert path == "fp32" and not loaded
     assert first == float(E5Model(minilm_folder).encode("hello")[0]), "the fallback is the exact fp32 path"
     assert out.stderr.count("precision='bf16': AMX disabled by E5NP_DISABLE_AMX") == 1
     assert "precision 'bf16' -> fp32: AMX disabled by E5NP_DISABLE_AMX" in out.stdout
 
 
 def test_gemm_and_bf16_together_is_an_error(minilm_folder, caplog):
-    if AMX.is_bf16:
+    if BF16.is_bf16:
         with pytest.raises(ValueError, match="drop one of the two"):
             E5Model(minilm_folder, precision="bf16", gemm="blas")
     with pytest.raises(ValueError, match="chosen by precision"):
         E5Model(minilm_folder, gemm="amx-bf16")
     with caplog.at_level(logging.INFO, logger="e5np"):
         auto = E5Model(minilm_folder, precision="auto")
-    assert auto.precision == AMX.path
+    assert auto.precision == BF16.path
