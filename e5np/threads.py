@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 
 TRIAL_PASSES, TRIAL_SECONDS = 3, 0.05  # a trial of the other count: 3 passes, or fewer that took 50 ms
+FIRST_TRIAL_AFTER = 10                 # passes' time before the first trial: short runs pay for none
 EXPLORE_EVERY = 50                     # then 50x the time it lost (at least its own time) before the next
+SLOWDOWN = 1.5                         # the running count this much slower than its best: try the other now
 SMOOTHING = 0.3                        # weight of the newest pass in the running count's estimate
 
 
@@ -80,22 +82,23 @@ def _v1_quota(folder: Path) -> float | None:
 class SizeClass:
     """Passes of 2^k to 2^(k+1) tokens: seconds per token of each thread count, the one running,
     and the trial of the other under way or the time until the next one."""
-    __slots__ = ("estimate", "current", "trial", "trial_passes", "trial_seconds", "until_trial")
+    __slots__ = ("estimate", "best", "current", "trial", "trial_passes", "trial_seconds", "until_trial")
 
     def __init__(self, threads: int):
         self.estimate = {threads: None, 1: None}
-        self.current, self.trial, self.until_trial = threads, None, 0.0
+        self.best = {threads: float("inf"), 1: float("inf")}
+        self.current, self.trial, self.until_trial = threads, None, None  # None: set by the first pass
         self.trial_passes, self.trial_seconds = 0, 0.0
 
 
 class ThreadChoice:
     """``threads = choice.pick(tokens)``, run the pass, ``choice.record(tokens, threads, seconds)``.
 
-    Per size class: the running count's time per token is smoothed over its passes; now and then
-    the other count gets a trial (a few passes; their mean is its estimate) and takes over if it
-    was faster. Trials are spaced by what the last one cost (``EXPLORE_EVERY`` x the time it lost),
+    Per size class: the running count's time per token is smoothed over its passes; after the
+    first ``FIRST_TRIAL_AFTER`` passes' time, and now and then after that, the other count gets a
+    trial (a few passes; their mean is its estimate) and takes over if it was faster. Trials are spaced by what the last one cost (``EXPLORE_EVERY`` x the time it lost),
     so they take a few percent at most whatever the pass size; a running count that gets slower
-    than the other's estimate starts a trial at once."""
+    than the other's estimate, or ``SLOWDOWN`` x slower than its own best, starts a trial at once."""
 
     def __init__(self, threads: int):
         self.threads = threads
@@ -106,7 +109,7 @@ class ThreadChoice:
         if self.threads == 1:
             return 1
         size = self._size(tokens)
-        if size.trial is None and size.until_trial <= 0 and size.estimate[size.current] is not None:
+        if size.trial is None and size.until_trial is not None and size.until_trial <= 0:
             size.trial, size.trial_passes, size.trial_seconds = self._other(size.current), 0, 0.0
         return size.trial or size.current
 
@@ -124,11 +127,14 @@ class ThreadChoice:
                 self._end_trial(size)
             return
         old = size.estimate[threads]
-        size.estimate[threads] = per_token if old is None else old + SMOOTHING * (per_token - old)
+        size.estimate[threads] = estimate = per_token if old is None else old + SMOOTHING * (per_token - old)
+        size.best[threads] = min(size.best[threads], estimate)
+        if size.until_trial is None:
+            size.until_trial = FIRST_TRIAL_AFTER * seconds
         size.until_trial -= seconds
         other = size.estimate[self._other(threads)]
-        if other is not None and size.estimate[threads] > other:
-            size.until_trial = 0.0  # slower than the other was: the load changed, try it now
+        if (other is not None and estimate > other) or estimate > SLOWDOWN * size.best[threads]:
+            size.until_trial = 0.0  # slower than the other was, or than itself was: the load changed, try now
 
     def _end_trial(self, size: SizeClass) -> None:
         tried, running = size.estimate[size.trial], size.estimate[size.current]
@@ -137,6 +143,7 @@ class ThreadChoice:
             size.current = size.trial
         size.until_trial = EXPLORE_EVERY * max(lost, size.trial_seconds / EXPLORE_EVERY)
         size.trial = None
+        size.best[size.current] = size.estimate[size.current]  # its best under the load as it is now
 
     def _size(self, tokens: int) -> SizeClass:
         k = max(tokens, 1).bit_length()
