@@ -152,14 +152,18 @@ def info(args) -> int:
 
     import numba
 
-    from .cpu import AMX_FLAGS, choose_precision, cpu_flags, cpuinfo
+    from .cpu import AMX_FLAGS, AVX512_BF16_FLAG, choose_precision, cpu_flags, cpuinfo
+    from .threads import usable_cpus
 
     flags = cpu_flags()
     choice = choose_precision(args.precision)
     print(f"e5np {importlib.metadata.version('e5np')}, numba {numba.__version__}, numpy {np.__version__}")
     name = cpuinfo("model name") or platform.processor() or platform.machine()
-    print(f"cpu: {name}; {len(os.sched_getaffinity(0))} usable cores; "
-          + ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in (*AMX_FLAGS, "avx512_bf16", "avx512f")))
+    print(f"cpu: {name}; " + ", ".join(f"{f} {'yes' if f in flags else 'no'}"
+                                        for f in (*AMX_FLAGS, AVX512_BF16_FLAG, "avx512f", "avx2")))
+    cpus, why = usable_cpus()
+    print(f"threads: {cpus} by default ({why}); each forward pass runs on 1 or all of them, whichever "
+          "measured faster for passes of its size")
     print(f"precision {args.precision!r} -> {choice.path}: {choice.reason}")
     return 0
 
