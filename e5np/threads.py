@@ -98,7 +98,8 @@ class ThreadChoice:
     first ``FIRST_TRIAL_AFTER`` passes' time, and now and then after that, the other count gets a
     trial (a few passes; their mean is its estimate) and takes over if it was faster. Trials are spaced by what the last one cost (``EXPLORE_EVERY`` x the time it lost),
     so they take a few percent at most whatever the pass size; a running count that gets slower
-    than the other's estimate, or ``SLOWDOWN`` x slower than its own best, starts a trial at once."""
+    than the other's estimate, or ``SLOWDOWN`` x slower than its own best, starts a trial at once,
+    and so does a switch in another size (the frequent small passes notice a change first)."""
 
     def __init__(self, threads: int):
         self.threads = threads
@@ -140,6 +141,10 @@ class ThreadChoice:
         tried, running = size.estimate[size.trial], size.estimate[size.current]
         lost = size.trial_seconds * max(1 - running / tried, 0) if running is not None else 0.0
         if running is None or tried < running:
+            if running is not None:  # the load changed: the other sizes, still on the old count, try the new one next
+                for other in self._sizes.values():
+                    if other is not size and other.current == size.current and other.trial is None:
+                        other.until_trial = 0.0
             size.current = size.trial
         size.until_trial = EXPLORE_EVERY * max(lost, size.trial_seconds / EXPLORE_EVERY)
         size.trial = None

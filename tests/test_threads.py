@@ -85,6 +85,17 @@ def test_noisy_two_threads_lose_to_one_on_average():
     assert picked[-1500:].count(1) >= 1400
 
 
+def test_a_switch_in_one_size_prompts_the_others():
+    """Queries notice a busy neighbour first; the long passes, tried rarely, follow at once."""
+    choice = ThreadChoice(2)
+    idle, busy = {2: 0.006, 1: 0.010}, {2: 0.026, 1: 0.011}
+    for _ in range(30):  # both sizes settle on 2 threads
+        run(choice, idle.get, 10, tokens=12)
+        run(choice, lambda t: 40 * idle[t], 1, tokens=4000)
+    run(choice, busy.get, 20, tokens=12)
+    assert choice.pick(12) == 1 and choice.pick(4000) == 1
+
+
 def test_short_runs_pay_no_trial():
     choice = ThreadChoice(2)
     assert run(choice, {2: 0.5, 1: 0.9}.get, 8, tokens=2000) == [2] * 8
