@@ -131,6 +131,8 @@ def main():
                         help="merge these systems' scores into the existing quality.json instead of starting anew")
     parser.add_argument("--cosine-systems", nargs="*", choices=COSINE_SYSTEMS, default=None,
                         help="reduced-precision systems to compare with fp32 text by text (default: all; none with --update)")
+    parser.add_argument("--results", default="quality", help="results/NAME.json and .md (default: quality; "
+                        "e.g. quality-zen4 for another machine's run)")
     parser.add_argument("--system", choices=sorted(SYSTEMS), help=argparse.SUPPRESS)  # one system, in this process
     parser.add_argument("--embed", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -151,28 +153,32 @@ def main():
         seconds[name] = time.perf_counter() - start
         print(name, results[name], f"{seconds[name]:.0f} s", flush=True)
     if args.update:
-        report = json.loads((RESULTS / "quality.json").read_text())
+        report = json.loads((RESULTS / f"{args.results}.json").read_text())
         report["scores"] = {**report["scores"], **results}
         report["seconds"] = {**report["seconds"], **seconds}
         report["scores"]["published (MTEB)"] = report["scores"].pop("published (MTEB)")  # last row
         for model in args.cosines_on if args.cosine_systems else []:  # measured anew, merged
             report["cosine_to_e5np_fp32"][model].update(cosines_to_fp32(FIXTURES[model](), args.data, args.cosine_systems))
         report["updated"] = time.strftime("%Y-%m-%d") + ": " + ", ".join([*results, *(f"{s} cosines" for s in args.cosine_systems or [])])
-        (RESULTS / "quality.json").write_text(json.dumps(report, indent=2))
-        print(write_table(report))
+        (RESULTS / f"{args.results}.json").write_text(json.dumps(report, indent=2))
+        print(write_table(report, args.results))
         return
     results["published (MTEB)"] = PUBLISHED
     cosine_systems = COSINE_SYSTEMS if args.cosine_systems is None else args.cosine_systems
     cosines = {name: cosines_to_fp32(FIXTURES[name](), args.data, cosine_systems) for name in args.cosines_on}
-    report = {"date": time.strftime("%Y-%m-%d"), "model": str(folder), "scores": results, "seconds": seconds,
+    from e5np.cpu import choose_precision, cpuinfo
+    report = {"date": time.strftime("%Y-%m-%d"), "model": str(folder), "cpu": cpuinfo("model name"),
+              "bf16_path": choose_precision("bf16").path, "scores": results, "seconds": seconds,
               "cosine_to_e5np_fp32": cosines}
-    (RESULTS / "quality.json").write_text(json.dumps(report, indent=2))
-    print(write_table(report))
+    (RESULTS / f"{args.results}.json").write_text(json.dumps(report, indent=2))
+    print(write_table(report, args.results))
 
 
-def write_table(report: dict) -> str:
-    """quality.md: the scores only (the seconds in quality.json are not a speed benchmark)."""
-    lines = [f"all-MiniLM-L6-v2, {report['date']}" + (f" (updated {report['updated']})" if "updated" in report else ""), "",
+def write_table(report: dict, name: str = "quality") -> str:
+    """NAME.md: the scores only (the seconds in NAME.json are not a speed benchmark)."""
+    machine = f"; CPU {report['cpu']}, bf16 path {report['bf16_path']}" if "cpu" in report else ""
+    lines = [f"all-MiniLM-L6-v2, {report['date']}" + (f" (updated {report['updated']})" if "updated" in report else "")
+             + machine, "",
              "| system | STS-B test Spearman | SciFact nDCG@10 |", "|---|---|---|"]
     lines += [f"| {name} | {s['stsb_spearman']:.5f} | {s['scifact_ndcg10']:.5f} |" for name, s in report["scores"].items()]
     for model, systems in report.get("cosine_to_e5np_fp32", {}).items():
@@ -180,7 +186,7 @@ def write_table(report: dict) -> str:
                   "| system | min | mean |", "|---|---|---|"]
         lines += [f"| {name} | {c['min']:.6f} | {c['mean']:.6f} |" for name, c in systems.items()]
     table = "\n".join(lines) + "\n"
-    (RESULTS / "quality.md").write_text(table)
+    (RESULTS / f"{name}.md").write_text(table)
     return table
 
 

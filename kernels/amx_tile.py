@@ -17,7 +17,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .bf16 import BLOCK, TILE_BYTES, TILE_ROWS
+from .bf16 import TILE_BYTES, TILE_ROWS
 from .block_epilogue import VECTORS, bias_store_block, bias_store_vector, gelu_to_bf16_block, gelu_to_bf16_vector  # noqa: F401
 
 _i8, _i64, _void = ir.IntType(8), ir.IntType(64), ir.VoidType()

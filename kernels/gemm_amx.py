@@ -21,12 +21,12 @@ from numba import prange
 
 from .amx_tile import (bf16_block_32x32, bf16_block_32x32_bias_behind, bf16_block_32x32_gelu_behind, bias_store_block,
                        gelu_to_bf16_block, load_tile_config, release_tiles)
-from .bf16 import BLOCK, TILE_BYTES, TILE_K, TILE_ROWS
+from .bf16 import BLOCK, TILE_BYTES, TILE_ROWS
+from .bf16_gemm import check_gelu_tiles, check_matmul, job_blocks, jobs
 from .jit import kernel
 from .jobs import job_counter, next_job
 from .rows_or_tiles import zero_padding_
 
-JOB_ROWS, JOB_COLS = 1, 16  # 32-blocks per job: one x block held while 16 weight panels stream past
 
 
 @kernel
@@ -40,55 +40,21 @@ def _tile_config():
     return config
 
 
-def _check_tiles(caller, **arrays):
-    # the micro-kernel reads raw addresses: other dtypes or layouts would give wrong numbers, not an error
-    for name, a in arrays.items():
-        if a.dtype != np.uint16 or a.ndim != 4 or a.shape[2:] != (TILE_ROWS, TILE_K) or not a.flags.c_contiguous:
-            raise ValueError(f"{caller}: {name} must be C-contiguous uint16 tiles [.., .., 16, 32]")
-
-
 def matmul_bf16_(out, x16, tiles, bias=None, split=False):
     """out[M, N] = x @ W^T (+ bias, if given: added to each block while the tile unit computes the
     next); x16 is x as ``round_to_bf16_tiles_`` writes it [M'/16, K'/32, 16, 32], tiles is
     ``pack_weight_bf16(W, split)`` [N'/16, K'/32, 16, 32], with twice the k steps if ``split`` (then
     out = x @ (hi + lo)^T). Only real rows and columns are written."""
-    _check_tiles("matmul_bf16_", x16=x16, tiles=tiles)
-    if out.dtype != np.float32:
-        raise ValueError("matmul_bf16_: out must be float32")
-    if bias is not None and (bias.dtype != np.float32 or bias.shape != (out.shape[1],)):
-        raise ValueError("matmul_bf16_: bias must be float32 [N]")
-    if tiles.shape[1] != (2 if split else 1) * x16.shape[1]:
-        raise ValueError(f"matmul_bf16_: x16 has {x16.shape[1]} k steps, the weight tiles {tiles.shape[1]}"
-                         f"{' (split: hi and lo)' if split else ''}; they do not match")
-    _matmul_bf16(out, x16, tiles, np.zeros(0, np.float32) if bias is None else bias, bias is not None,
-                 numba.get_num_threads())
+    bias_or_none = check_matmul(out, x16, tiles, bias, split)
+    _matmul_bf16(out, x16, tiles, bias_or_none, bias is not None, numba.get_num_threads())
 
 
 def matmul_bf16_gelu_tiles_(h16, x16, tiles, bias, m):
     """h16 = gelu(x @ W^T + bias) in bf16 tiles [M'/16, N'/32, 16, 32], the next GEMM's input, written
     from the accumulators with no float32 [M, N] in between. Bit for bit what ``matmul_bf16_``,
     ``bias_gelu_f32_`` and ``round_to_bf16_tiles_`` give one after the other; rows from m on are zero."""
-    _check_tiles("matmul_bf16_gelu_tiles_", h16=h16, x16=x16, tiles=tiles)
-    if tiles.shape[1] != x16.shape[1]:
-        raise ValueError("matmul_bf16_gelu_tiles_: x16 and the weight tiles differ in k steps (split weights: not here)")
-    if bias.dtype != np.float32 or h16.shape[1] * TILE_K != tiles.shape[0] * TILE_ROWS or bias.shape[0] > h16.shape[1] * TILE_K:
-        raise ValueError("matmul_bf16_gelu_tiles_: h16 or bias do not match the weight tiles")
-    padded_bias = np.zeros(h16.shape[1] * TILE_K, np.float32)  # so that every block reads 32 biases
-    padded_bias[:bias.shape[0]] = bias
+    padded_bias = check_gelu_tiles(h16, x16, tiles, bias)
     _matmul_bf16_gelu_tiles(h16, x16, tiles, padded_bias, bias.shape[0], m, numba.get_num_threads())
-
-
-@kernel
-def _job_blocks(job, row_blocks, col_blocks):
-    """The 32-blocks of one job: rows [r0, r1) x columns [c0, c1). Neighbouring jobs share weight panels."""
-    row_groups = -(-row_blocks // JOB_ROWS)
-    cg, rg = job // row_groups, job % row_groups
-    return rg * JOB_ROWS, min(row_blocks, (rg + 1) * JOB_ROWS), cg * JOB_COLS, min(col_blocks, (cg + 1) * JOB_COLS)
-
-
-@kernel
-def _jobs(row_blocks, col_blocks):
-    return -(-row_blocks // JOB_ROWS) * -(-col_blocks // JOB_COLS)
 
 
 @kernel(parallel=True)
@@ -102,7 +68,7 @@ def _matmul_bf16(out, x16, tiles, bias, add_bias, threads):  # threads as an arg
     row_blocks, col_blocks = -(-m // BLOCK), tiles.shape[0] // 2
     config = _tile_config()
     c_stride, out_stride, x_panel, w_panel = BLOCK * 4, out.strides[0], x_steps * TILE_BYTES, k_steps * TILE_BYTES
-    jobs, counter = _jobs(row_blocks, col_blocks), job_counter()
+    n_jobs, counter = jobs(row_blocks, col_blocks), job_counter()
     for _ in prange(threads):  # one worker per thread
         load_tile_config(config.ctypes.data)
         c = np.empty((2, BLOCK, BLOCK), np.float32)  # the block being multiplied, and the one in its epilogue
@@ -110,9 +76,9 @@ def _matmul_bf16(out, x16, tiles, bias, add_bias, threads):  # threads as an arg
         prev_c, prev_bias, prev_out = 0, 0, 0  # the previous block, given its bias during this one (0: none)
         while True:
             job = next_job(counter)
-            if job >= jobs:
+            if job >= n_jobs:
                 break
-            r0, r1, c0, c1 = _job_blocks(job, row_blocks, col_blocks)
+            r0, r1, c0, c1 = job_blocks(job, row_blocks, col_blocks)
             for rb in range(r0, r1):
                 for cb in range(c0, c1):
                     x, w = x16[2 * rb].ctypes.data, tiles[2 * cb].ctypes.data
@@ -148,7 +114,7 @@ def _matmul_bf16_gelu_tiles(h16, x16, tiles, bias, n, m, threads):
     config = _tile_config()
     x_panel, w_panel = x_steps * TILE_BYTES, k_steps * TILE_BYTES
     h_tile_stride = h16.shape[1] * TILE_BYTES  # h16[i, cb] to h16[i + 1, cb]
-    jobs, counter = _jobs(row_blocks, col_blocks), job_counter()
+    n_jobs, counter = jobs(row_blocks, col_blocks), job_counter()
     for _ in prange(threads):  # one worker per thread
         load_tile_config(config.ctypes.data)
         c = np.empty((2, BLOCK, BLOCK), np.float32)  # the block being multiplied, and the one in its epilogue
@@ -156,9 +122,9 @@ def _matmul_bf16_gelu_tiles(h16, x16, tiles, bias, n, m, threads):
         prev_c, prev_bias, prev_h = 0, 0, 0  # the previous block: accumulators, bias, output tiles (0: none yet)
         while True:
             job = next_job(counter)
-            if job >= jobs:
+            if job >= n_jobs:
                 break
-            r0, r1, c0, c1 = _job_blocks(job, row_blocks, col_blocks)
+            r0, r1, c0, c1 = job_blocks(job, row_blocks, col_blocks)
             for rb in range(r0, r1):
                 for cb in range(c0, c1):
                     this_c = c[done % 2].ctypes.data

@@ -9,8 +9,7 @@ and the two paths share the block epilogues (``block_epilogue.py``).
 
 The micro-kernel: 8 rows x 32 columns in 16 zmm accumulators; per k pair, two weight rows are
 loaded and each row's x pair is broadcast into two ``vdpbf16ps``. A 32 x 32 block is four of
-them. Jobs, one 32-row block of x against 16 weight panels each, go to whichever thread is free
-(``jobs.py``). Every output is one fp32 accumulation over k in a fixed order: a row's result does
+them. Jobs (``bf16_gemm.py``) go to whichever thread is free (``jobs.py``). Every output is one fp32 accumulation over k in a fixed order: a row's result does
 not depend on the other rows, on the thread, or on how many threads there are.
 
 Import only after ``e5np.cpu`` has found avx512_bf16: LLVM cannot compile ``vdpbf16ps`` for a CPU
@@ -25,13 +24,13 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .bf16 import BLOCK, TILE_BYTES, TILE_K, TILE_ROWS
+from .bf16_gemm import check_gelu_tiles, check_matmul, job_blocks, jobs
 from .block_epilogue import bias_store_block, gelu_to_bf16_block
 from .jit import kernel
 from .jobs import job_counter, next_job
 from .rows_or_tiles import zero_padding_
 
-MR = 8                     # rows per micro-kernel call: 2 x MR accumulators, 2 weight rows, 1 broadcast
-JOB_ROWS, JOB_COLS = 1, 16  # 32-blocks per job, as on AMX
+MR = 8  # rows per micro-kernel call: 2 x MR accumulators, 2 weight rows, 1 broadcast
 _i32, _i64 = ir.IntType(32), ir.IntType(64)
 _f32x16, _i32x16 = ir.VectorType(ir.FloatType(), 16), ir.VectorType(ir.IntType(32), 16)
 
@@ -127,49 +126,22 @@ def _block_32x32(x16, rb, tiles, cb, k_steps, c_addr, c_stride):
         dpbf16_8x32(x, x_steps, w, w_panel, k_steps, c_addr + q * MR * c_stride, c_stride)
 
 
-def _check_tiles(caller, **arrays):
-    # the micro-kernel reads raw addresses: other dtypes or layouts would give wrong numbers, not an error
-    for name, a in arrays.items():
-        if a.dtype != np.uint16 or a.ndim != 4 or a.shape[2:] != (TILE_ROWS, TILE_K) or not a.flags.c_contiguous:
-            raise ValueError(f"{caller}: {name} must be C-contiguous uint16 tiles [.., .., 16, 32]")
-
-
 def matmul_bf16_(out, x16, tiles, bias=None, split=False):
     """out[M, N] = x @ W^T (+ bias), as ``gemm_amx.matmul_bf16_`` (same arguments, same layouts)."""
-    _check_tiles("matmul_bf16_", x16=x16, tiles=tiles)
-    if out.dtype != np.float32 or out.strides[1] != 4:
-        raise ValueError("matmul_bf16_: out must be float32 with contiguous rows")
-    if bias is not None and (bias.dtype != np.float32 or bias.shape != (out.shape[1],)):
-        raise ValueError("matmul_bf16_: bias must be float32 [N]")
-    if tiles.shape[1] != (2 if split else 1) * x16.shape[1]:
-        raise ValueError(f"matmul_bf16_: x16 has {x16.shape[1]} k steps, the weight tiles {tiles.shape[1]}"
-                         f"{' (split: hi and lo)' if split else ''}; they do not match")
+    bias_or_none = check_matmul(out, x16, tiles, bias, split)
+    if out.strides[1] != 4:
+        raise ValueError("matmul_bf16_: the rows of out must be contiguous float32")
     if x16.shape[0] % 2 or x16.shape[0] * TILE_ROWS < out.shape[0] or tiles.shape[0] * TILE_ROWS < out.shape[1]:
         raise ValueError("matmul_bf16_: x16 or tiles do not match out (use round_to_bf16_tiles_ and pack_weight_bf16)")
-    _matmul(out, x16, tiles, np.zeros(0, np.float32) if bias is None else bias, bias is not None,
-            numba.get_num_threads())
+    _matmul(out, x16, tiles, bias_or_none, bias is not None, numba.get_num_threads())
 
 
 def matmul_bf16_gelu_tiles_(h16, x16, tiles, bias, m):
     """h16 = gelu(x @ W^T + bias) in bf16 tiles, as ``gemm_amx.matmul_bf16_gelu_tiles_``."""
-    _check_tiles("matmul_bf16_gelu_tiles_", h16=h16, x16=x16, tiles=tiles)
-    if tiles.shape[1] != x16.shape[1]:
-        raise ValueError("matmul_bf16_gelu_tiles_: x16 and the weight tiles differ in k steps (split weights: not here)")
-    if bias.dtype != np.float32 or h16.shape[1] * TILE_K != tiles.shape[0] * TILE_ROWS or bias.shape[0] > h16.shape[1] * TILE_K:
-        raise ValueError("matmul_bf16_gelu_tiles_: h16 or bias do not match the weight tiles")
+    padded_bias = check_gelu_tiles(h16, x16, tiles, bias)
     if x16.shape[0] % 2 or x16.shape[0] * TILE_ROWS < m or h16.shape[0] != x16.shape[0]:
         raise ValueError("matmul_bf16_gelu_tiles_: x16, tiles and h16 do not match")
-    padded_bias = np.zeros(h16.shape[1] * TILE_K, np.float32)  # so that every block reads 32 biases
-    padded_bias[:bias.shape[0]] = bias
     _matmul_gelu_tiles(h16, x16, tiles, padded_bias, bias.shape[0], m, numba.get_num_threads())
-
-
-@kernel
-def _job_blocks(job, row_blocks, col_blocks):
-    """The 32-blocks of one job: rows [r0, r1) x columns [c0, c1). Neighbouring jobs share weight panels."""
-    row_groups = -(-row_blocks // JOB_ROWS)
-    cg, rg = job // row_groups, job % row_groups
-    return rg * JOB_ROWS, min(row_blocks, (rg + 1) * JOB_ROWS), cg * JOB_COLS, min(col_blocks, (cg + 1) * JOB_COLS)
 
 
 @kernel(parallel=True)
@@ -177,14 +149,14 @@ def _matmul(out, x16, tiles, bias, add_bias, threads):  # threads as an argument
     m, n = out.shape
     k_steps = tiles.shape[1]
     row_blocks, col_blocks = -(-m // BLOCK), tiles.shape[0] // 2
-    jobs, counter = -(-row_blocks // JOB_ROWS) * -(-col_blocks // JOB_COLS), job_counter()
+    n_jobs, counter = jobs(row_blocks, col_blocks), job_counter()
     for _ in prange(threads):  # one worker per thread
         c = np.empty((BLOCK, BLOCK), np.float32)
         while True:
             job = next_job(counter)
-            if job >= jobs:
+            if job >= n_jobs:
                 break
-            r0, r1, c0, c1 = _job_blocks(job, row_blocks, col_blocks)
+            r0, r1, c0, c1 = job_blocks(job, row_blocks, col_blocks)
             for rb in range(r0, r1):
                 for cb in range(c0, c1):
                     rows, cols = min(BLOCK, m - rb * BLOCK), min(BLOCK, n - cb * BLOCK)
@@ -206,14 +178,14 @@ def _matmul_gelu_tiles(h16, x16, tiles, bias, n, m, threads):
     k_steps = tiles.shape[1]
     row_blocks, col_blocks = -(-m // BLOCK), tiles.shape[0] // 2
     h_tile_stride = h16.shape[1] * TILE_BYTES  # h16[i, cb] to h16[i + 1, cb]
-    jobs, counter = -(-row_blocks // JOB_ROWS) * -(-col_blocks // JOB_COLS), job_counter()
+    n_jobs, counter = jobs(row_blocks, col_blocks), job_counter()
     for _ in prange(threads):  # one worker per thread
         c = np.empty((BLOCK, BLOCK), np.float32)
         while True:
             job = next_job(counter)
-            if job >= jobs:
+            if job >= n_jobs:
                 break
-            r0, r1, c0, c1 = _job_blocks(job, row_blocks, col_blocks)
+            r0, r1, c0, c1 = job_blocks(job, row_blocks, col_blocks)
             for rb in range(r0, r1):
                 for cb in range(c0, c1):
                     _block_32x32(x16, rb, tiles, cb, k_steps, c.ctypes.data, BLOCK * 4)

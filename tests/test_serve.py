@@ -6,7 +6,6 @@ import base64
 import concurrent.futures
 import json
 import re
-import signal
 import socket
 import subprocess
 import sys

@@ -123,3 +123,15 @@ def test_closed_batcher_refuses_new_work(tiny_folder):
     batcher.close()
     with pytest.raises(RequestError, match="shutting down"):
         batcher.submit(model.tokenize(["hi"]).ids, True)
+
+
+def test_batch_order_oldest_first_then_fewest_left(tiny_folder):
+    model = E5Model(tiny_folder)
+    word = model.tokenize(["word"]).ids  # one text of 3 tokens
+    batcher = Batcher(lambda: model, max_batch_tokens=4 * len(word[0]), max_queue=100)  # 4 texts a batch
+    long, first, second = batcher.submit(word * 10, True), batcher.submit(word, True), batcher.submit(word, True)
+    assert [(w, i) for w, i in batcher._next_batch()] == [(long, 0), (first, 0), (second, 0), (long, 1)]
+    assert [(w, i) for w, i in batcher._next_batch()] == [(long, i) for i in range(2, 6)]
+    later = batcher.submit(word * 3, True)  # fewer left than the long one: it goes first, after the oldest's one
+    assert [(w, i) for w, i in batcher._next_batch()] == [(long, 6), (later, 0), (later, 1), (later, 2)]
+    assert batcher.queued_texts == 3

@@ -1,9 +1,10 @@
 """One model thread, fed by a bounded queue: texts of concurrent requests merged into batches.
 
 TEI's scheme, without its timer: while the model runs a batch, requests queue; the next batch takes
-what is waiting, up to ``max_batch_tokens`` tokens. Texts are taken from the waiting requests in
-turn, one text of each per round, so a request of 2,000 passages shares every batch with the
-single queries that arrive behind it instead of holding them for its whole length.
+what is waiting, up to ``max_batch_tokens`` tokens: one text of the oldest request, then the
+requests with the fewest texts left first. A request of 2,000 passages shares every batch with the
+single queries that arrive behind it instead of holding them for its whole length, and it still
+moves on in every batch.
 
 A text's embedding does not depend on the batch it lands in (e5np's kernels are batch-invariant):
 what a request gets back equals ``model.encode`` of its texts alone, bit for bit.
@@ -102,24 +103,28 @@ class Batcher:
         self.stopped.set()
 
     def _next_batch(self) -> list[tuple[Work, int]] | None:
-        """Up to ``max_batch_tokens`` tokens, one text of each waiting request per round."""
+        """Up to ``max_batch_tokens`` tokens: the oldest request's next text first (no request
+        waits forever), then the texts of the requests with the fewest left (a single query never
+        waits behind a long request; among long ones, the nearest to done finishes first)."""
         with self._cond:
             while not self._pending and not self._closing:
                 self._cond.wait()
             if not self._pending:
                 return None
             batch, tokens = [], 0
-            while self._pending:
-                work = self._pending[0]
-                length = len(work.ids[work.next])
-                if batch and tokens + length > self.max_batch_tokens:
+            for work in [self._pending[0]] + sorted(self._pending, key=lambda w: w.waiting):
+                while work.waiting:
+                    length = len(work.ids[work.next])
+                    if batch and tokens + length > self.max_batch_tokens:
+                        break
+                    batch.append((work, work.next))
+                    tokens += length
+                    work.next += 1
+                    if work is self._pending[0] and len(batch) == 1:
+                        break  # the oldest's first text; its others wait their turn by size
+                if batch and tokens >= self.max_batch_tokens:
                     break
-                batch.append((work, work.next))
-                tokens += length
-                work.next += 1
-                self._pending.popleft()
-                if work.waiting:
-                    self._pending.append(work)  # its next text waits for the next round
+            self._pending = collections.deque(w for w in self._pending if w.waiting)
             self.queued_texts -= len(batch)
             return batch
 
