@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 
 TRIAL_PASSES, TRIAL_SECONDS = 3, 0.05  # a trial of the other count: 3 passes, or fewer that took 50 ms
-FIRST_TRIAL_AFTER = 10                 # passes' time before the first trial: short runs pay for none
+FIRST_TRIAL_AFTER = 1                  # passes' time before the first trial
+OTHERS_BUSY = 0.5                      # cores taken by other processes before one thread is worth a trial
+LOAD_WINDOW = 0.1                      # seconds over which that is measured (/proc/stat counts in 10 ms ticks)
 EXPLORE_EVERY = 50                     # then 50x the time it lost (at least its own time) before the next
 SLOWDOWN = 1.5                         # the running count this much slower than its best: try the other now
 SMOOTHING = 0.3                        # weight of the newest pass in the running count's estimate
@@ -91,28 +93,67 @@ class SizeClass:
         self.trial_passes, self.trial_seconds = 0, 0.0
 
 
+class OtherLoad:
+    """How many cores other processes kept busy lately: the machine's busy time (/proc/stat) minus
+    this process's own CPU time, over windows of at least ``LOAD_WINDOW`` seconds. None where
+    /proc/stat cannot be read."""
+
+    def __init__(self, stat: str = "/proc/stat"):
+        self._stat, self.cores = stat, None
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._last = self._sample()
+
+    def _sample(self):
+        try:
+            with open(self._stat) as f:
+                fields = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        busy = sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)  # all but idle and iowait
+        return time.perf_counter(), busy / self._tick, time.process_time()
+
+    def update(self) -> None:
+        if self._last is None or time.perf_counter() - self._last[0] < LOAD_WINDOW:
+            return
+        now = self._sample()
+        if now is None:
+            return
+        wall, busy, own = (b - a for a, b in zip(self._last, now))
+        self.cores, self._last = max(busy - own, 0.0) / wall, now
+
+
 class ThreadChoice:
     """``threads = choice.pick(tokens)``, run the pass, ``choice.record(tokens, threads, seconds)``.
 
-    Per size class: the running count's time per token is smoothed over its passes; after the
-    first ``FIRST_TRIAL_AFTER`` passes' time, and now and then after that, the other count gets a
-    trial (a few passes; their mean is its estimate) and takes over if it was faster. Trials are spaced by what the last one cost (``EXPLORE_EVERY`` x the time it lost),
+    Per size class: the running count's time per token is smoothed over its passes; now and then
+    the other count gets a trial (a few passes; their mean is its estimate) and takes over if it
+    was faster. One thread gets a trial only while other processes keep at least ``OTHERS_BUSY``
+    cores busy (``OtherLoad``): on an idle machine it only costs. Trials are spaced by what the last one cost (``EXPLORE_EVERY`` x the time it lost),
     so they take a few percent at most whatever the pass size; a running count that gets slower
     than the other's estimate, or ``SLOWDOWN`` x slower than its own best, starts a trial at once,
     and so does a switch in another size (the frequent small passes notice a change first)."""
 
-    def __init__(self, threads: int):
+    def __init__(self, threads: int, load: OtherLoad | None = None):
         self.threads = threads
         self._sizes: dict[int, SizeClass] = {}
         self._first = True  # the process's first pass pays for loading machine code: not a measurement
+        self._load = load if load is not None else (OtherLoad() if threads > 1 else None)
 
     def pick(self, tokens: int) -> int:
         if self.threads == 1:
             return 1
         size = self._size(tokens)
-        if size.trial is None and size.until_trial is not None and size.until_trial <= 0:
+        if size.trial is None and size.until_trial is not None and size.until_trial <= 0 and self._worth_trying(size):
             size.trial, size.trial_passes, size.trial_seconds = self._other(size.current), 0, 0.0
         return size.trial or size.current
+
+    def _worth_trying(self, size: SizeClass) -> bool:
+        """One thread only gains where another process takes a core: on an idle machine all of them
+        measured 1.6 to 2x as fast, so a trial of one thread there would only cost."""
+        if size.current == 1 or self._load is None:
+            return True
+        self._load.update()
+        return self._load.cores is None or self._load.cores >= OTHERS_BUSY
 
     def record(self, tokens: int, threads: int, seconds: float) -> None:
         if self.threads == 1 or self._first:

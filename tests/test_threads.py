@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from e5np import E5Model
-from e5np.threads import ThreadChoice, cgroup_cpu_quota, usable_cpus
+from e5np import threads as threads_module
+from e5np.threads import OtherLoad, ThreadChoice, cgroup_cpu_quota, usable_cpus
 
 
 def write_tree(tmp_path, files: dict):
@@ -41,6 +42,19 @@ def test_usable_cpus_takes_the_quota_rounded_up(monkeypatch):
     assert usable_cpus()[0] == 4
 
 
+class Load:
+    """Other processes' busy cores, as the test sets them (``OtherLoad`` reads /proc/stat)."""
+
+    def __init__(self, cores: float):
+        self.cores = cores
+
+    def update(self):
+        pass
+
+
+IDLE, BUSY = 0.0, 1.0
+
+
 def run(choice: ThreadChoice, seconds_for, passes: int, tokens: int = 12) -> list[int]:
     picked = []
     for _ in range(passes):
@@ -51,26 +65,29 @@ def run(choice: ThreadChoice, seconds_for, passes: int, tokens: int = 12) -> lis
 
 
 def test_choice_follows_the_times():
-    choice = ThreadChoice(2)
+    load = Load(IDLE)
+    choice = ThreadChoice(2, load)
     idle = {2: 0.006, 1: 0.010}
     picked = run(choice, idle.get, 400)
-    assert set(picked[:20]) == {1, 2} and picked[-300:].count(2) >= 290  # both tried, then mostly 2
-    busy = {2: 0.026, 1: 0.011}  # another process takes a core
+    assert picked == [2] * 400  # one thread is not tried while no other process is busy
+    load.cores = BUSY  # another process takes a core
+    busy = {2: 0.026, 1: 0.011}
     picked = run(choice, busy.get, 400)
     assert picked.index(1) <= 2 and picked[-390:].count(1) >= 380  # seen within a few passes
+    load.cores = IDLE
     picked = run(choice, idle.get, 400)  # the core comes back: 2 threads again within ~1.2 s of passes
     assert picked[-250:].count(2) >= 240
 
 
 def test_choice_is_per_size():
-    choice = ThreadChoice(2)
+    choice = ThreadChoice(2, Load(BUSY))
     run(choice, {2: 0.026, 1: 0.011}.get, 50, tokens=12)
     run(choice, {2: 0.5, 1: 0.9}.get, 50, tokens=3000)
     assert choice.pick(12) == 1 and choice.pick(3000) == 2
 
 
 def test_first_pass_compile_time_does_not_stick():
-    choice = ThreadChoice(2)
+    choice = ThreadChoice(2, Load(BUSY))
     first = iter([5.0])  # the first pass pays for compiling
     picked = run(choice, lambda t: next(first, 0.006 if t == 2 else 0.010), 300)
     assert picked[:6].count(1) <= 3 and picked[-290:].count(2) >= 275  # trials of 1 thread aside
@@ -80,14 +97,15 @@ def test_noisy_two_threads_lose_to_one_on_average():
     """Beside a busy process, 2 threads are sometimes fast and often a time slice late: their mean
     is what counts, not a lucky pass."""
     rng = np.random.default_rng(0)
-    choice = ThreadChoice(2)
+    choice = ThreadChoice(2, Load(BUSY))
     picked = run(choice, lambda t: 0.0065 if t == 1 else (0.004 if rng.random() < 0.6 else 0.025), 2000)
     assert picked[-1500:].count(1) >= 1400
 
 
 def test_a_switch_in_one_size_prompts_the_others():
     """Queries notice a busy neighbour first; the long passes, tried rarely, follow at once."""
-    choice = ThreadChoice(2)
+    load = Load(BUSY)  # busy throughout: both sizes try one thread and find two faster
+    choice = ThreadChoice(2, load)
     idle, busy = {2: 0.006, 1: 0.010}, {2: 0.026, 1: 0.011}
     for _ in range(30):  # both sizes settle on 2 threads
         run(choice, idle.get, 10, tokens=12)
@@ -96,8 +114,23 @@ def test_a_switch_in_one_size_prompts_the_others():
     assert choice.pick(12) == 1 and choice.pick(4000) == 1
 
 
+def test_other_load_counts_what_others_keep_busy(tmp_path, monkeypatch):
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  1000 0 500 8000 100 0 0 0 0 0\ncpu0 0 0 0 0 0 0 0 0 0 0\n")
+    load = OtherLoad(str(stat))
+    assert load.cores is None
+    clock = iter([10.0, 10.5])  # the next sample, half a second on
+    monkeypatch.setattr(threads_module.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(threads_module.time, "process_time", lambda: load._last[2] + 0.1)  # 0.1 s of our own CPU
+    load._last = (9.8, load._last[1], load._last[2])
+    stat.write_text(f"cpu  {1000 + load._tick} 0 500 8000 100 0 0 0 0 0\n")  # 1 s more busy time in all
+    load.update()
+    assert abs(load.cores - (1.0 - 0.1) / 0.7) < 1e-9  # 1 s busy, 0.1 s of it ours, over 0.7 s
+    assert OtherLoad(str(tmp_path / "missing")).cores is None
+
+
 def test_short_runs_pay_no_trial():
-    choice = ThreadChoice(2)
+    choice = ThreadChoice(2, Load(IDLE))
     assert run(choice, {2: 0.5, 1: 0.9}.get, 8, tokens=2000) == [2] * 8
 
 
