@@ -71,6 +71,17 @@ def request_amx_permission() -> bool:
     return libc.syscall(_SYS_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA) == 0
 
 
+def other_target() -> str | None:
+    """Why Numba compiles for another CPU than this one (NUMBA_CPU_NAME / NUMBA_CPU_FEATURES), or
+    None. The flags and LLVM's host features describe this CPU, not that target: bf16
+    intrinsics compiled for it would abort the process, so the bf16 paths are ruled out."""
+    import numba
+
+    if numba.config.CPU_NAME not in (None, "host") or numba.config.CPU_FEATURES:
+        return f"Numba compiles for another CPU (NUMBA_CPU_NAME={numba.config.CPU_NAME})"
+    return None
+
+
 def amx_problem(flags: frozenset[str] | None = None, llvm_ok=llvm_targets_amx,
                 permission=request_amx_permission) -> str | None:
     """Why the AMX GEMM cannot run here, or None where it can."""
@@ -78,6 +89,8 @@ def amx_problem(flags: frozenset[str] | None = None, llvm_ok=llvm_targets_amx,
     missing = [f for f in AMX_FLAGS if f not in flags]
     if _disabled("E5NP_DISABLE_AMX"):
         return "AMX disabled by E5NP_DISABLE_AMX"
+    if other_target():
+        return other_target()
     if missing:
         return f"this CPU lacks {', '.join(missing)}"
     if not llvm_ok():
@@ -92,6 +105,8 @@ def avx512_bf16_problem(flags: frozenset[str] | None = None, llvm_ok=llvm_target
     flags = cpu_flags() if flags is None else flags
     if _disabled("E5NP_DISABLE_AVX512_BF16"):
         return "AVX512-BF16 disabled by E5NP_DISABLE_AVX512_BF16"
+    if other_target():
+        return other_target()
     if AVX512_BF16_FLAG not in flags:
         return f"this CPU lacks {AVX512_BF16_FLAG}"
     if not llvm_ok():
