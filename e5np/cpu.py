@@ -131,7 +131,8 @@ def choose_precision(requested: str, flags: frozenset[str] | None = None,
     if no_avx512 is None:
         return Precision(requested, "bf16-avx512", f"no AMX ({no_amx}); bf16 GEMMs with vdpbf16ps (avx512_bf16), "
                          "fp32 accumulation")
-    return Precision(requested, "fp32", f"{no_amx}; {no_avx512}: using the exact fp32 path")
+    problems = no_amx if no_avx512 == no_amx else f"{no_amx}; {no_avx512}"
+    return Precision(requested, "fp32", f"{problems}: using the exact fp32 path")
 
 
 def _disabled(variable: str) -> bool:
