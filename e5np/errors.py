@@ -15,3 +15,11 @@ class ModelFileError(E5npError, ValueError):
 
 class ModelNotFoundError(E5npError, FileNotFoundError):
     """Neither a local folder nor a model the Hugging Face cache or Hub can provide."""
+
+
+class UnencodableTextError(E5npError, ValueError):
+    """A text that is not valid Unicode (a lone surrogate, which JSON's "\\ud800" can carry)."""
+
+    def __init__(self, index: int, char: str, position: int):
+        super().__init__(f"texts[{index}] is not valid Unicode: lone surrogate {char!r} at character {position}")
+        self.index, self.char, self.position = index, char, position

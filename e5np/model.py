@@ -15,6 +15,7 @@ from .batching import MAX_BATCH_TOKENS, length_sorted_batches, pack, pack_padded
 from .config import BertConfig
 from .cpu import Precision, choose_precision
 from .encoder import encode_packed, pool
+from .errors import UnencodableTextError
 from .hub import resolve_model_folder
 from .linear import BF16_GEMMS
 from .progress import progress_bar
@@ -68,8 +69,8 @@ class E5Model:
         self.tokenizer = WordPieceTokenizer.from_folder(folder, self.config.max_position_embeddings, max_length)
         self.weights = load_weights(folder, self.config, self.gemm)
         self.num_threads = _at_least_one("num_threads", num_threads) if num_threads is not None else usable_cpus()[0]
-        numba_threads = min(self.num_threads, numba.config.NUMBA_NUM_THREADS)
-        self._thread_choice = ThreadChoice(numba_threads) if adapt_threads and self.gemm != "blas" else None
+        self._numba_threads = min(self.num_threads, numba.config.NUMBA_NUM_THREADS)
+        self._thread_choice = ThreadChoice(self._numba_threads) if adapt_threads and self.gemm != "blas" else None
         self._workspace = Workspace()
         self._lock = threading.Lock()  # the workspace is shared: one forward pass at a time
 
@@ -249,7 +250,7 @@ class E5Model:
     def _pass_threads(self, tokens: int):
         """Numba's threads for one forward pass: all of them, or what ``ThreadChoice`` measured faster."""
         if self._thread_choice is None:
-            numba.set_num_threads(min(self.num_threads, numba.config.NUMBA_NUM_THREADS))
+            numba.set_num_threads(self._numba_threads)
             yield
             return
         with self._thread_choice.timed(tokens) as threads:
@@ -306,5 +307,4 @@ def _raise_unencodable(texts: list[str]) -> None:
         try:
             t.encode("utf-8")
         except UnicodeEncodeError as e:
-            raise ValueError(f"texts[{i}] is not valid Unicode: lone surrogate {t[e.start]!r} at character "
-                             f"{e.start}") from None
+            raise UnencodableTextError(i, t[e.start], e.start) from None

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..errors import UnencodableTextError
 from .batcher import Batcher
 from .metrics import ServerMetrics
 from .protocol import (RequestError, openai_request, orjson, parse_json, similarity_request,
@@ -72,11 +73,16 @@ class EmbeddingService:
         """Texts -> float32 vectors (bit for bit ``model.encode`` of each text), and their tokens."""
         model = self.model
         tokenize = (lambda: model.tokenize(request.texts, prefix=request.prefix))
-        tokens = await run_in_threadpool(tokenize) if len(request.texts) > TOKENIZE_IN_THREAD else tokenize()
+        try:
+            tokens = await run_in_threadpool(tokenize) if len(request.texts) > TOKENIZE_IN_THREAD else tokenize()
+        except UnencodableTextError as e:
+            name = f"{request.field}[{e.index}]"
+            raise RequestError("validation", f"'{name}' is not valid Unicode: a lone surrogate {e.char!r} at "
+                               f"character {e.position}", name) from None
         if not request.truncate and tokens.truncated:
             i = tokens.truncated[0]
             raise RequestError("too_long", f"text {i} is longer than the model's {model.max_length} tokens "
-                               "and truncate is false", f"input[{i}]")
+                               "and truncate is false", f"{request.field}[{i}]")
         work = self.batcher.submit(tokens.ids, request.normalize)
         vectors = await asyncio.wrap_future(work.future)
         count = sum(len(ids) for ids in tokens.ids)
