@@ -55,8 +55,8 @@ def worker(system: str, folder: str, workloads: list[str], started: float) -> di
 
 def real_tokens(folder: Path, name: str) -> int:
     from workloads import make_workload
-    from e5np.tokenization import WordPieceTokenizer
-    tokenizer = WordPieceTokenizer.from_folder(folder, 512)
+    from e5np.tokenization import ModelTokenizer
+    tokenizer = ModelTokenizer.from_folder(folder, 512)
     return sum(len(ids) for ids in tokenizer.tokenize(make_workload(name, folder / "tokenizer.json")).ids)
 
 

@@ -40,11 +40,12 @@ def checkpoint_files(folder: Path) -> list[Path]:
 
 
 def read_tensors(folder: Path) -> dict[str, np.ndarray]:
-    """Every tensor of the checkpoint by name (any ``bert.`` prefix removed); 16-bit floats as float32."""
+    """Every tensor of the checkpoint by name (a ``bert.`` or ``roberta.`` prefix removed, as
+    *ForMaskedLM checkpoints have it); 16-bit floats as float32."""
     tensors = {}
     for path in checkpoint_files(folder):
         for name, array in _read_file(path).items():
-            name = name.removeprefix("bert.")
+            name = name.removeprefix("bert.").removeprefix("roberta.")
             if not name.startswith(_SKIPPED):
                 tensors[name] = array
     return tensors

@@ -28,6 +28,14 @@ from .serve.settings import add_arguments as add_serve_arguments
 PREFIXES = {"none": None, "query": "query: ", "passage": "passage: "}
 
 
+def role_text(model, name: str) -> str | None:
+    """``--prefix query|passage|none``: E5's "query: " / "passage: ", or the model's own prompt for
+    that role where its folder has prompts (bge's query instruction; nothing for its passages)."""
+    if name == "none":
+        return None
+    return next(iter(model.role_prompt(name).values())) or None
+
+
 def build_parser() -> argparse.ArgumentParser:
     model = argparse.ArgumentParser(add_help=False)
     model.add_argument("--model", default=os.environ.get("E5NP_MODEL", "intfloat/e5-large"),
@@ -48,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--prefix", choices=sorted(PREFIXES), default="none",
                        help="add 'query: ' or 'passage: ' to texts that lack it (default: none, texts as given)")
     embed.add_argument("--output", "-o", help="write a float32 .npy file instead of JSON lines")
-    embed.add_argument("--no-normalize", action="store_true", help="skip L2 normalization")
+    embed.add_argument("--no-normalize", action="store_true", help="skip L2 normalization (default: as the model folder says; E5: normalized)")
 
     corpus = commands.add_parser("embed-corpus", parents=[model], help="embed a JSONL/CSV/TSV/text corpus into .npy shards")
     corpus.add_argument("input", type=Path)
@@ -65,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     retrieval.add_argument("--queries", type=Path, required=True)
     retrieval.add_argument("--qrels", type=Path, required=True)
     retrieval.add_argument("--prefixes", choices=["e5", "none"], default="e5",
-                           help="e5: 'query: ' and 'passage: ' (E5 models); none: texts as given (e.g. all-MiniLM-L6-v2)")
+                           help="e5: the model's own query/passage prompts where its folder has them (bge), else "
+                                "'query: ' and 'passage: ' (E5 models); none: texts as given (e.g. all-MiniLM-L6-v2)")
     retrieval.add_argument("--top-k", type=int, default=100)
     retrieval.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
@@ -98,8 +107,8 @@ def embed(args) -> int:
     if args.output and not args.output.endswith(".npy"):
         raise E5npError(f"--output {args.output}: the file name must end in .npy")
     model = load_model(args)
-    vectors = model.encode(texts, batch_size=args.batch_size, normalize=not args.no_normalize,
-                           prefix=PREFIXES[args.prefix], show_progress_bar=not args.quiet and len(texts) > 1000)
+    vectors = model.encode(texts, batch_size=args.batch_size, normalize=False if args.no_normalize else None,
+                           prefix=role_text(model, args.prefix), show_progress_bar=not args.quiet and len(texts) > 1000)
     if args.output:
         np.save(args.output, np.asarray(vectors))
         print(f"wrote {len(texts)} x {model.hidden_size} float32 to {args.output}", file=sys.stderr)
@@ -117,7 +126,7 @@ def embed_corpus(args) -> int:
         raise E5npError(f"--shard-size must be at least 1, not {args.shard_size}")
     model = load_model(args)
     fields = Fields(text=args.text_field, id=args.id_field, title=args.title_field or None)
-    summary = run(model, args.input, args.output, fields=fields, prefix=PREFIXES[args.prefix],
+    summary = run(model, args.input, args.output, fields=fields, prefix=role_text(model, args.prefix),
                   batch_size=args.batch_size, shard_size=args.shard_size, on_error=args.on_error,
                   progress=not args.quiet)
     resumed = f", resumed after line {summary.resumed_at_line}" if summary.resumed_at_line else ""
@@ -128,10 +137,10 @@ def embed_corpus(args) -> int:
 
 
 def evaluate_retrieval(args) -> int:
-    from .evaluate import E5_PREFIXES, NO_PREFIXES, evaluate_retrieval as run
+    from .evaluate import NO_PREFIXES, Prefixes, evaluate_retrieval as run
 
     model = load_model(args)
-    prefixes = E5_PREFIXES if args.prefixes == "e5" else NO_PREFIXES
+    prefixes = Prefixes(role_text(model, "query"), role_text(model, "passage")) if args.prefixes == "e5" else NO_PREFIXES
     scores = run(model, args.corpus, args.queries, args.qrels, prefixes, top_k=args.top_k,
                  batch_size=args.batch_size, progress=not args.quiet)
     _print_scores(scores, args.json)
@@ -141,7 +150,8 @@ def evaluate_retrieval(args) -> int:
 def evaluate_sts(args) -> int:
     from .evaluate import evaluate_sts as run
 
-    scores = run(load_model(args), args.file, prefix=PREFIXES[args.prefix], batch_size=args.batch_size)
+    model = load_model(args)
+    scores = run(model, args.file, prefix=role_text(model, args.prefix), batch_size=args.batch_size)
     _print_scores(scores, args.json)
     return 0
 

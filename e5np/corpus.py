@@ -132,7 +132,7 @@ def _write_shard(model, output_dir, manifest, records, skips, end_line, prefix, 
 def _settings(model, input_path, fmt, fields, prefix, shard_size, on_error) -> dict:
     stat = input_path.stat()
     return {
-        "model": str(model.folder), "model_files": _model_hashes(model.folder),
+        "model": str(model.folder), "model_files": model_hashes(model.folder),
         "dimension": model.hidden_size, "max_length": model.max_length, "precision": model.precision,
         "input": {"path": str(input_path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns},
         "format": fmt, "fields": asdict(fields), "prefix": prefix, "shard_size": shard_size,
@@ -157,10 +157,13 @@ def _open_manifest(output_dir: Path, settings: dict) -> dict:
     return {"settings": settings, "shards": [], "skipped": [], "lines_done": 0, "count": 0, "complete": False}
 
 
-def _model_hashes(folder: Path) -> dict:
-    names = ["config.json", "tokenizer.json", "vocab.txt", "tokenizer_config.json", "sentence_bert_config.json"]
-    files = [folder / n for n in names] + sorted(folder.glob("*.safetensors"))
-    return {p.name: _sha256(p) for p in files if p.exists()}
+MODEL_FILES = ["config.json", "tokenizer.json", "vocab.txt", "tokenizer_config.json", "sentence_bert_config.json",
+               "modules.json", "1_Pooling/config.json", "config_sentence_transformers.json"]  # what shapes the vectors
+
+
+def model_hashes(folder: Path) -> dict:
+    files = [folder / n for n in MODEL_FILES] + sorted(folder.glob("*.safetensors"))
+    return {str(p.relative_to(folder)): _sha256(p) for p in files if p.exists()}
 
 
 def _sha256(path: Path) -> str:

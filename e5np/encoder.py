@@ -9,7 +9,7 @@ import numpy as np
 
 from .batching import PackedBatch
 from .config import BertConfig
-from .kernels import attention_, bias_residual_layernorm_, embed_layernorm_, mean_pool_
+from .kernels import attention_, bias_residual_layernorm_, embed_layernorm_, pool_
 from .kernels.layernorm import bias_residual_layernorm_bf16_
 from .linear import Linear
 from .weights import EmbeddingWeights, Norm, LayerWeights, Weights
@@ -79,8 +79,8 @@ def encode_packed(batch: PackedBatch, weights: Weights, c: BertConfig, ws: Works
     return x
 
 
-def pool(x: np.ndarray, batch: PackedBatch, normalize: bool) -> np.ndarray:
-    """The model card's average_pool (+ F.normalize)                      # [T, H] -> [n, H]"""
+def pool(x: np.ndarray, batch: PackedBatch, mode: int, normalize: bool) -> np.ndarray:
+    """sentence-transformers' Pooling (E5: the model card's average_pool), + F.normalize   # [T, H] -> [n, H]"""
     out = np.empty((len(batch.seq_starts) - 1, x.shape[1]), np.float32)
-    mean_pool_(out, x, batch.seq_starts, normalize)
+    pool_(out, x, batch.seq_starts, mode, normalize)
     return out

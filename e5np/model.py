@@ -19,7 +19,8 @@ from .errors import UnencodableTextError
 from .hub import resolve_model_folder
 from .linear import BF16_GEMMS
 from .progress import progress_bar
-from .tokenization import TokenizedBatch, WordPieceTokenizer
+from .sentence_modules import SentenceModules
+from .tokenization import TokenizedBatch, ModelTokenizer
 from .weights import load_weights
 from .threads import ThreadChoice, usable_cpus
 from .workspace import Workspace
@@ -46,7 +47,7 @@ class Embeddings(np.ndarray):
 @dataclass(frozen=True)
 class ForwardOutput:
     hidden_states: list[np.ndarray]  # num_layers + 1 arrays [n, L, H]: embeddings, then each layer; 0 at padding
-    embeddings: np.ndarray           # [n, H] mean-pooled over the mask and L2-normalized
+    embeddings: np.ndarray           # [n, H] pooled as the model's modules say (E5: mean), L2-normalized
 
 
 class E5Model:
@@ -66,7 +67,8 @@ class E5Model:
         self.precision_choice: Precision = choose_precision(precision)
         self.gemm = _gemm_for(self.precision_choice, gemm)
         self.config = BertConfig.from_file(folder / "config.json")
-        self.tokenizer = WordPieceTokenizer.from_folder(folder, self.config.max_position_embeddings, max_length)
+        self.modules = SentenceModules.from_folder(folder)  # pooling, Normalize, prompts
+        self.tokenizer = ModelTokenizer.from_folder(folder, self.config.max_tokens, max_length)
         self.weights = load_weights(folder, self.config, self.gemm)
         self.num_threads = _at_least_one("num_threads", num_threads) if num_threads is not None else usable_cpus()[0]
         self._numba_threads = min(self.num_threads, numba.config.NUMBA_NUM_THREADS)
@@ -97,15 +99,20 @@ class E5Model:
         return self.tokenizer.max_length
 
     # --- texts -> embeddings -------------------------------------------------------------
-    def encode(self, texts, batch_size: int = 32, normalize: bool = True, prefix: str | None = None,
+    def encode(self, texts, batch_size: int = 32, normalize: bool | None = None, prefix: str | None = None,
                show_progress_bar: bool = False, *, normalize_embeddings: bool | None = None,
-               prompt: str | None = None, convert_to_numpy: bool = True, convert_to_tensor: bool = False,
-               log_truncation: bool = True, max_batch_tokens: int | None = None, **unsupported) -> Embeddings:
-        """Embed texts as float32 [n, hidden] (one text: [hidden]).
+               prompt: str | None = None, prompt_name: str | None = None, convert_to_numpy: bool = True,
+               convert_to_tensor: bool = False, log_truncation: bool = True, max_batch_tokens: int | None = None,
+               **unsupported) -> Embeddings:
+        """Embed texts as float32 [n, hidden] (one text: [hidden]), pooled as the model's
+        sentence-transformers modules say (E5: mean) and L2-normalized unless ``normalize`` is
+        False (default: when the model has a Normalize module, or no modules.json, as E5 folders).
 
         ``prefix`` ("query: " / "passage: ") is added unless a text already starts with it;
-        ``prompt`` (sentence-transformers' name) is prepended as given. sentence-transformers'
-        ``normalize_embeddings``, ``convert_to_numpy`` are accepted too. Texts cut at
+        ``prompt`` (sentence-transformers' name) is prepended as given, or the model's prompt
+        named ``prompt_name`` (config_sentence_transformers.json; its default_prompt_name when
+        nothing else is given). sentence-transformers' ``normalize_embeddings``, ``convert_to_numpy``
+        are accepted too. Texts cut at
         ``max_length`` are listed in the result's ``truncated`` and, unless ``log_truncation`` is
         False (callers that report a total themselves), in one logged warning. A forward pass
         takes at most ``batch_size`` texts and ``max_batch_tokens`` tokens (default: the model's;
@@ -117,11 +124,11 @@ class E5Model:
             raise ValueError("e5np returns NumPy arrays only (convert_to_numpy=True, convert_to_tensor=False)")
         if isinstance(texts, str):
             return self.encode([texts], batch_size, normalize, prefix, show_progress_bar,
-                               normalize_embeddings=normalize_embeddings, prompt=prompt,
+                               normalize_embeddings=normalize_embeddings, prompt=prompt, prompt_name=prompt_name,
                                max_batch_tokens=max_batch_tokens)[0]
         if normalize_embeddings is not None:
             normalize = normalize_embeddings
-        tokens = self.tokenize(texts, prefix=prefix, prompt=prompt)
+        tokens = self.tokenize(texts, prefix=prefix, prompt=self._prompt(prompt, prompt_name, prefix))
         if tokens.truncated and log_truncation:
             self.warn_truncated(len(tokens.truncated), len(tokens.ids), tokens.truncated[0])
         out = self.encode_tokens(tokens.ids, batch_size, normalize, show_progress_bar,
@@ -144,7 +151,16 @@ class E5Model:
             _raise_unencodable(texts)
             raise
 
-    def encode_tokens(self, ids: list[np.ndarray], batch_size: int = 32, normalize: bool = True,
+    def _prompt(self, prompt: str | None, prompt_name: str | None, prefix: str | None) -> str | None:
+        if prompt is not None and prompt_name is not None:
+            raise ValueError("give prompt= or prompt_name=, not both")
+        if prompt_name is not None:
+            return self.modules.prompt(prompt_name)
+        if prompt is None and prefix is None and self.modules.default_prompt_name:
+            return self.modules.prompt(self.modules.default_prompt_name)
+        return prompt
+
+    def encode_tokens(self, ids: list[np.ndarray], batch_size: int = 32, normalize: bool | None = None,
                       show_progress_bar: bool = False, *, max_batch_tokens: int | None = None) -> np.ndarray:
         """Token-id arrays from ``tokenize`` -> float32 [n, hidden], exactly as ``encode`` gives them:
         sorted by length into forward passes of at most ``batch_size`` texts and ``max_batch_tokens``
@@ -152,19 +168,20 @@ class E5Model:
         _at_least_one("batch_size", batch_size)
         max_batch_tokens = self.max_batch_tokens if max_batch_tokens is None else _at_least_one(
             "max_batch_tokens", max_batch_tokens)
+        normalize = self.modules.normalize if normalize is None else normalize
         for i, seq in enumerate(ids):
-            if not 0 < len(seq) <= self.config.max_position_embeddings:
+            if not 0 < len(seq) <= self.config.max_tokens:
                 raise ValueError(f"ids[{i}] has {len(seq)} tokens; a sequence takes 1 to "
-                                 f"{self.config.max_position_embeddings} (the model's position table)")
+                                 f"{self.config.max_tokens} (the model's position table)")
         out = np.zeros((len(ids), self.hidden_size), np.float32)
         batches = length_sorted_batches([len(seq) for seq in ids], batch_size, max_batch_tokens)
         progress = progress_bar(show_progress_bar, total=len(ids))
         with self._lock, self._blas_threads():
             for indices in batches:
-                batch = pack([ids[i] for i in indices])
+                batch = pack([ids[i] for i in indices], self.config.position_pad_id)
                 with self._pass_threads(batch.num_tokens):
                     x = encode_packed(batch, self.weights, self.config, self._workspace)
-                    out[indices] = pool(x, batch, normalize)
+                    out[indices] = pool(x, batch, self.modules.pooling_mode, normalize)
                 progress.update(len(indices))
         progress.close()
         return out
@@ -200,13 +217,24 @@ class E5Model:
         log.warning("%d of %d texts were longer than %d tokens and were truncated (first: text %d)",
                     count, total, self.max_length, first)
 
-    def encode_queries(self, texts, **kwargs) -> Embeddings:
-        """encode() with the "query: " prefix E5 was trained with (for search queries)."""
-        return self.encode(texts, prefix=QUERY, **kwargs)
+    def encode_queries(self, texts, task: str | None = None, **kwargs) -> Embeddings:
+        """encode() for search queries: with the model's own query prompt where it has one (bge's
+        instruction; multilingual-e5-large-instruct's "Instruct: {task}\nQuery: ", which needs
+        ``task``), else with the "query: " prefix E5 was trained with."""
+        return self.encode(texts, **self.role_prompt("query", task), **kwargs)
 
     def encode_passages(self, texts, **kwargs) -> Embeddings:
-        """encode() with the "passage: " prefix E5 was trained with (for documents)."""
-        return self.encode(texts, prefix=PASSAGE, **kwargs)
+        """encode() for documents: with the model's own passage prompt where it has prompts
+        (none for bge and E5-instruct), else with the "passage: " prefix E5 was trained with."""
+        return self.encode(texts, **self.role_prompt("passage"), **kwargs)
+
+    def role_prompt(self, role: str, task: str | None = None) -> dict:
+        """``encode`` arguments for "query" or "passage" texts: {"prompt": the model's own} where
+        its config_sentence_transformers.json has prompts, else {"prefix": E5's "query: " / "passage: "}."""
+        prompt = self.modules.query_prompt(task) if role == "query" else self.modules.passage_prompt()
+        if prompt is None:
+            return {"prefix": QUERY if role == "query" else PASSAGE}
+        return {"prompt": prompt}
 
     @staticmethod
     def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -224,16 +252,16 @@ class E5Model:
         mask = np.ones_like(input_ids) if attention_mask is None else np.asarray(attention_mask)
         if input_ids.ndim != 2 or mask.shape != input_ids.shape:
             raise ValueError(f"input_ids {input_ids.shape} and attention_mask {mask.shape} must be the same [n, L] shape")
-        if input_ids.shape[1] > self.config.max_position_embeddings:
-            raise ValueError(f"sequence length {input_ids.shape[1]} exceeds max_position_embeddings "
-                             f"{self.config.max_position_embeddings}")
+        if input_ids.shape[1] > self.config.max_tokens:
+            raise ValueError(f"sequence length {input_ids.shape[1]} exceeds the {self.config.max_tokens} "
+                             f"tokens the model's position table takes")
         if input_ids.size and (input_ids.min() < 0 or input_ids.max() >= self.config.vocab_size):
             raise ValueError(f"input_ids must lie in [0, {self.config.vocab_size})")
-        batch = pack_padded(input_ids, mask)
+        batch = pack_padded(input_ids, mask, self.config.position_pad_id)
         layers: list[np.ndarray] = []
         with self._lock, self._blas_threads(), self._pass_threads(batch.num_tokens):
             x = encode_packed(batch, self.weights, self.config, self._workspace, hidden_states=layers)
-            embeddings = pool(x, batch, normalize=True)
+            embeddings = pool(x, batch, self.modules.pooling_mode, normalize=True)
         rows, cols = np.nonzero(mask)
         padded = []
         for layer in layers:

@@ -1,7 +1,8 @@
-"""Texts -> token ids with the model's own WordPiece tokenizer (the ``tokenizers`` package).
+"""Texts -> token ids with the model's own tokenizer (the ``tokenizers`` package, ``tokenizer.json``):
+WordPiece for BERT models, SentencePiece Unigram for XLM-R and multilingual E5.
 
-Every text becomes [CLS] tokens... [SEP], cut to ``max_length`` ids in all. Nothing is padded:
-the engine packs sequences end to end. Truncation is counted, never silent.
+Every text becomes [CLS] tokens... [SEP] (XLM-R: <s> ... </s>), cut to ``max_length`` ids in all.
+Nothing is padded: the engine packs sequences end to end. Truncation is counted, never silent.
 """
 
 import json
@@ -22,11 +23,11 @@ _NO_LIMIT = 10**6  # tokenizer_config.json says 1e30 when it sets no limit
 
 @dataclass(frozen=True)
 class TokenizedBatch:
-    ids: list[np.ndarray]    # one int32 array per text, [CLS] ... [SEP]
+    ids: list[np.ndarray]    # one int32 array per text, [CLS] ... [SEP] or <s> ... </s>
     truncated: list[int]     # indices of the texts that were cut at max_length
 
 
-class WordPieceTokenizer:
+class ModelTokenizer:
     def __init__(self, tokenizer: Tokenizer, max_length: int):
         self.max_length = max_length
         self._tokenizer = tokenizer
@@ -34,8 +35,9 @@ class WordPieceTokenizer:
         self._tokenizer.enable_truncation(max_length)
 
     @classmethod
-    def from_folder(cls, folder: Path, max_position_embeddings: int, max_length: int | None = None):
-        return cls(_load_tokenizer(folder), resolve_max_length(folder, max_position_embeddings, max_length))
+    def from_folder(cls, folder: Path, max_tokens: int, max_length: int | None = None):
+        """``max_tokens``: the longest input the model's position table takes (``BertConfig.max_tokens``)."""
+        return cls(_load_tokenizer(folder), resolve_max_length(folder, max_tokens, max_length))
 
     def tokenize(self, texts: list[str]) -> TokenizedBatch:
         encodings = self._tokenizer.encode_batch(texts)
@@ -53,7 +55,9 @@ def _load_tokenizer(folder: Path) -> Tokenizer:
             raise ModelFileError(f"{path}: not a valid tokenizer.json ({e})") from None
     vocab = folder / "vocab.txt"
     if not vocab.exists():
-        raise ModelFileError(f"{folder}: no tokenizer.json or vocab.txt to build the tokenizer from")
+        spm = " (a sentencepiece.bpe.model alone is not enough: save the tokenizer with transformers' "\
+              "XLMRobertaTokenizerFast to get tokenizer.json)" if any(folder.glob("*.model")) else ""
+        raise ModelFileError(f"{folder}: no tokenizer.json or vocab.txt to build the tokenizer from{spm}")
     options = _read_json(folder / "tokenizer_config.json")
     wordpiece = BertWordPieceTokenizer(
         str(vocab),
@@ -65,19 +69,19 @@ def _load_tokenizer(folder: Path) -> Tokenizer:
     return wordpiece._tokenizer
 
 
-def resolve_max_length(folder: Path, max_position_embeddings: int, override: int | None) -> int:
+def resolve_max_length(folder: Path, max_tokens: int, override: int | None) -> int:
     """Longest input in tokens: the override, else sentence-transformers' ``max_seq_length``,
-    else the tokenizer's ``model_max_length``; never above the position table."""
+    else the tokenizer's ``model_max_length``; never above what the position table takes."""
     if override is not None:
-        if not 2 <= override <= max_position_embeddings:
+        if not 2 <= override <= max_tokens:
             raise ValueError(f"max_length={override}: must be between 2 ([CLS] and [SEP]) and "
-                             f"the model's max_position_embeddings, {max_position_embeddings}")
+                             f"the {max_tokens} tokens the model's position table takes")
         return override
     for name, key in (("sentence_bert_config.json", "max_seq_length"), ("tokenizer_config.json", "model_max_length")):
         value = _read_json(folder / name).get(key)
         if isinstance(value, (int, float)) and 2 <= value < _NO_LIMIT:
-            return min(int(value), max_position_embeddings)
-    return max_position_embeddings
+            return min(int(value), max_tokens)
+    return max_tokens
 
 
 def _read_json(path: Path) -> dict:

@@ -8,8 +8,8 @@ from .embeddings import embed_layernorm_
 from .gelu import add_bias_, bias_gelu_
 from .gemm import matmul_blas, matmul_packed_, pack_weight
 from .layernorm import bias_residual_layernorm_
-from .pooling import mean_pool_
+from .pooling import pool_
 from .softmax import exp_scores_
 
 __all__ = ["attention_", "embed_layernorm_", "add_bias_", "bias_gelu_", "matmul_blas", "matmul_packed_",
-           "pack_weight", "bias_residual_layernorm_", "mean_pool_", "exp_scores_"]
+           "pack_weight", "bias_residual_layernorm_", "pool_", "exp_scores_"]

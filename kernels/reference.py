@@ -64,12 +64,16 @@ def attention_padded(q, k, v, mask):
     return (softmax(scores) @ v).astype(np.float32)
 
 
-def mean_pool(x, seq_starts, normalize):
+def pool(x, seq_starts, mode, normalize):
+    """sentence-transformers' Pooling (mean, cls, max, mean_sqrt_len_tokens), then Normalize."""
     out = np.zeros((len(seq_starts) - 1, x.shape[1]), np.float32)
     for s in range(len(seq_starts) - 1):
         rows = x[seq_starts[s]:seq_starts[s + 1]].astype(np.float64)
-        mean = rows.sum(0) / max(len(rows), 1)
+        if len(rows) == 0:
+            continue
+        pooled = {"mean": lambda: rows.sum(0) / len(rows), "cls": lambda: rows[0],
+                  "max": lambda: rows.max(0), "mean_sqrt_len_tokens": lambda: rows.sum(0) / np.sqrt(len(rows))}[mode]()
         if normalize:
-            mean = mean / max(np.linalg.norm(mean), 1e-12)
-        out[s] = mean
+            pooled = pooled / max(np.linalg.norm(pooled), 1e-12)
+        out[s] = pooled
     return out

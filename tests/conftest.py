@@ -26,10 +26,8 @@ def tiny_bert(name: str) -> Path:
 
 
 def model_folder(name: str) -> Path:
-    if name == "all-MiniLM-L6-v2":
-        return make_fixtures.minilm()
-    if name == "e5-large-random":
-        return make_fixtures.e5_large_random()
+    if name in make_fixtures.FIXTURES:
+        return make_fixtures.FIXTURES[name]()
     return tiny_bert(name)
 
 

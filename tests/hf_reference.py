@@ -1,13 +1,16 @@
-"""The Hugging Face reference: transformers' BertModel run the way the E5 model card runs it."""
+"""The Hugging Face reference: transformers' BertModel / XLMRobertaModel run the way the E5 model
+card runs it (AutoModel, mean pooling, F.normalize), or with [CLS] pooling where the folder's
+sentence-transformers Pooling config says cls (bge)."""
 
 import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import AutoTokenizer, BertModel
+from transformers import AutoModel, AutoTokenizer
 
 
 @dataclass(frozen=True)
@@ -15,7 +18,7 @@ class Reference:
     input_ids: np.ndarray           # [n, L]
     attention_mask: np.ndarray      # [n, L]
     hidden_states: list[np.ndarray]  # embeddings + every layer, [n, L, H]
-    embeddings: np.ndarray          # [n, H] average_pool + F.normalize, as float64
+    embeddings: np.ndarray          # [n, H] average_pool (or [CLS]) + F.normalize, as float64
 
 
 def average_pool(last_hidden_states, attention_mask):
@@ -29,18 +32,42 @@ def tokenize(folder: Path, texts, max_length: int):
     return tokenizer(list(texts), max_length=max_length, padding=True, truncation=True, return_tensors="pt")
 
 
+def cls_pooled(folder: Path) -> bool:
+    path = folder / "1_Pooling" / "config.json"
+    config = json.loads(path.read_text()) if path.exists() else {}
+    return config.get("pooling_mode") == "cls" or config.get("pooling_mode_cls_token", False)
+
+
 @functools.lru_cache(maxsize=2)
-def load(folder: Path, dtype: torch.dtype, attn: str) -> BertModel:
-    return BertModel.from_pretrained(str(folder), attn_implementation=attn, dtype=dtype).eval()
+def load(folder: Path, dtype: torch.dtype, attn: str):
+    return AutoModel.from_pretrained(str(folder), attn_implementation=attn, dtype=dtype).eval()
+
+
+CHUNK = 4  # texts per forward pass: length-sorted chunks, so short texts are not padded to 512
 
 
 @functools.lru_cache(maxsize=16)
 def run(folder: Path, texts: tuple, max_length: int, dtype=torch.float32, attn="eager") -> Reference:
+    """The model card's forward pass, padded and masked as it does, on chunks of texts of similar
+    length (each chunk padded to its own longest, as a caller batching by length would); the
+    hidden states are returned in the layout of the whole batch padded to its longest, zeros at padding."""
     torch.set_num_threads(2)
     batch = tokenize(folder, texts, max_length)
     model = load(folder, dtype, attn)
+    mask = batch["attention_mask"]
+    lengths = mask.sum(1)
+    order = torch.argsort(lengths, descending=True, stable=True)
+    hidden, embeddings = None, torch.zeros(len(texts), model.config.hidden_size, dtype=torch.float64)
     with torch.inference_mode():
-        out = model(**batch, output_hidden_states=True)
-        embeddings = F.normalize(average_pool(out.last_hidden_state, batch["attention_mask"]), p=2, dim=1)
-    return Reference(batch["input_ids"].numpy(), batch["attention_mask"].numpy(),
-                     [h.float().numpy() for h in out.hidden_states], embeddings.double().numpy())
+        for chunk in order.split(CHUNK):
+            width = int(lengths[chunk].max())
+            part = {k: v[chunk, :width] for k, v in batch.items()}
+            out = model(**part, output_hidden_states=True)
+            if hidden is None:
+                hidden = [np.zeros(tuple(mask.shape) + (h.shape[-1],), np.float32) for h in out.hidden_states]
+            for full, h in zip(hidden, out.hidden_states):
+                full[chunk.numpy(), :width] = (h * part["attention_mask"][..., None]).float().numpy()
+            pooled = out.last_hidden_state[:, 0] if cls_pooled(folder) else \
+                average_pool(out.last_hidden_state, part["attention_mask"])
+            embeddings[chunk] = F.normalize(pooled, p=2, dim=1).double()
+    return Reference(batch["input_ids"].numpy(), mask.numpy(), hidden, embeddings.numpy())

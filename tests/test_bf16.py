@@ -236,7 +236,9 @@ def test_precision_reports_the_path(minilm_pair):
 
 
 @needs_bf16
-@pytest.mark.parametrize("name", ["all-MiniLM-L6-v2", pytest.param("e5-large-random", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", ["all-MiniLM-L6-v2", "multilingual-e5-base-random",
+                                  pytest.param("e5-large-random", marks=pytest.mark.slow),
+                                  pytest.param("multilingual-e5-large-random", marks=pytest.mark.slow)])
 def test_bf16_embeddings_close_to_fp32(name, minilm_pair):
     if name == "all-MiniLM-L6-v2":
         fp32, bf = minilm_pair

@@ -9,16 +9,18 @@ BLAS path is only checked to agree to float32 round-off.
 import numpy as np
 import pytest
 
+from conftest import model_folder
 from e5np import E5Model, encoder
 from texts import PARITY_TEXTS
 
 TEXTS = PARITY_TEXTS
 
 
-@pytest.fixture(scope="module")
-def models(minilm_folder):
-    fixed = {threads: E5Model(minilm_folder, gemm="numba", num_threads=threads, adapt_threads=False) for threads in (1, 2)}
-    return {**fixed, "adaptive": E5Model(minilm_folder, gemm="numba", num_threads=2)}
+@pytest.fixture(scope="module", params=["all-MiniLM-L6-v2", "multilingual-e5-base-random"])  # BERT, XLM-R
+def models(request):
+    folder = model_folder(request.param)
+    fixed = {threads: E5Model(folder, gemm="numba", num_threads=threads, adapt_threads=False) for threads in (1, 2)}
+    return {**fixed, "adaptive": E5Model(folder, gemm="numba", num_threads=2)}
 
 
 def test_alone_equals_in_batch_any_order_any_threads(models):

@@ -10,6 +10,7 @@ import tolerances as tol
 from checks import assert_close
 from e5np import kernels
 from e5np.batching import pack_padded
+from e5np.sentence_modules import POOLING_MODES
 from e5np.kernels import reference as ref
 from e5np.kernels.jobs import job_counter, next_job
 
@@ -220,12 +221,13 @@ def test_packed_attention_equals_hf_masked_padded_attention():
 
 @pytest.mark.parametrize("lengths", [[1], [3, 1, 0, 8], [512, 2]])
 @pytest.mark.parametrize("normalize", [True, False])
-def test_mean_pool(lengths, normalize):
+@pytest.mark.parametrize("mode", POOLING_MODES)
+def test_pool(lengths, normalize, mode):
     starts = seq_starts(lengths)
     x = randn(starts[-1], 40)
     out = np.empty((len(lengths), 40), np.float32)
-    kernels.mean_pool_(out, x, starts, normalize)
-    assert_close(out, ref.mean_pool(x, starts, normalize), tol.ELEMENTWISE_ATOL, tol.ELEMENTWISE_RTOL, "mean_pool_")
+    kernels.pool_(out, x, starts, POOLING_MODES[mode], normalize)
+    assert_close(out, ref.pool(x, starts, mode, normalize), tol.ELEMENTWISE_ATOL, tol.ELEMENTWISE_RTOL, f"pool_ {mode}")
     if 0 in lengths:
         assert not out[lengths.index(0)].any(), "an empty sequence pools to zeros, as sentence-transformers' clamp does"
 

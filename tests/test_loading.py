@@ -44,9 +44,31 @@ def test_real_e5_configs_parse(name):
         (raw["hidden_size"], raw["num_hidden_layers"], raw["intermediate_size"])
 
 
-def test_other_architecture_is_refused():
-    with pytest.raises(UnsupportedModelError, match="xlm-roberta"):
-        BertConfig.from_dict({"model_type": "xlm-roberta", "architectures": ["XLMRobertaModel"]})
+@pytest.mark.parametrize("model_type, architecture, named", [
+    ("mpnet", "MPNetModel", "MPNet"), ("deberta-v2", "DebertaV2Model", "DeBERTa"),
+    ("mistral", "MistralModel", "decoder"), ("nomic_bert", "NomicBertModel", "rotary"),
+    ("t5", "T5EncoderModel", "'t5'")])
+def test_other_architectures_are_refused_by_name(model_type, architecture, named):
+    with pytest.raises(UnsupportedModelError, match=named) as refused:
+        BertConfig.from_dict({"model_type": model_type, "architectures": [architecture]})
+    assert "e5np runs BERT and XLM-RoBERTa" in str(refused.value) and architecture in str(refused.value)
+
+
+@pytest.mark.parametrize("key, value", [("position_embedding_type", "relative_key"), ("position_embedding_type", "rotary"),
+                                        ("hidden_act", "relu")])
+def test_other_positions_and_activations_are_refused(key, value):
+    raw = json.loads((__import__("make_fixtures").SHARED / "e5-configs/e5-large/config.json").read_text())
+    for model_type in ("bert", "xlm-roberta"):
+        with pytest.raises(UnsupportedModelError, match=key):
+            BertConfig.from_dict({**raw, "model_type": model_type, key: value})
+
+
+def test_xlm_roberta_config_counts_positions_from_pad():
+    raw = json.loads((__import__("make_fixtures").SHARED / "e5-configs/e5-large/config.json").read_text())
+    c = BertConfig.from_dict({**raw, "model_type": "xlm-roberta", "max_position_embeddings": 514, "pad_token_id": 1})
+    assert c.positions_from_ids and c.position_pad_id == 1 and c.max_tokens == 512
+    bert = BertConfig.from_dict(raw)
+    assert bert.position_pad_id is None and bert.max_tokens == 512
 
 
 def test_tanh_gelu_is_refused():

@@ -17,10 +17,12 @@ import tolerances as tol
 from checks import assert_close, cosine_rows
 from conftest import model_folder
 from e5np import E5Model
-from texts import MODEL_CARD_INPUTS, PARITY_TEXTS
+from texts import MODEL_CARD_INPUTS, MODEL_CARD_PASSAGES, MODEL_CARD_QUERIES, PARITY_TEXTS
 
-MODELS = ["all-MiniLM-L6-v2", "tiny-head16", "tiny-head48",
-          pytest.param("e5-large-random", marks=pytest.mark.slow)]
+MODELS = ["all-MiniLM-L6-v2", "paraphrase-MiniLM-L3-v2", "multilingual-e5-small-q4", "bge-small-random",
+          "multilingual-e5-base-random", "tiny-head16", "tiny-head48",
+          pytest.param("e5-large-random", marks=pytest.mark.slow),
+          pytest.param("multilingual-e5-large-random", marks=pytest.mark.slow)]
 TEXTS = tuple(PARITY_TEXTS)
 
 
@@ -60,7 +62,7 @@ def test_every_layer_matches_hf(case, gemm):
 def test_embeddings_match_hf_and_float64(case, gemm):
     name, folder, _, eager = case
     model = E5Model(folder, max_length=512, gemm=gemm)
-    ours = model.encode(list(TEXTS), batch_size=5)  # several packed batches of mixed lengths
+    ours = model.encode(list(TEXTS), batch_size=5, normalize=True)  # several packed batches of mixed lengths
     sdpa = hf_reference.run(folder, TEXTS, model.max_length, attn="sdpa")
     exact = hf_reference.run(folder, TEXTS, model.max_length, dtype=torch.float64)
 
@@ -83,9 +85,16 @@ def test_embeddings_match_hf_and_float64(case, gemm):
 
 
 def test_model_card_scores_match_hf(case):
+    """encode_queries / encode_passages: E5's prefixes (not doubled on texts that have them), or the
+    model's own prompts (bge's query instruction), as the reference's input texts spell them out."""
     name, folder, model, _ = case
-    ref = hf_reference.run(folder, tuple(MODEL_CARD_INPUTS), model.max_length)
+    queries, passages = MODEL_CARD_INPUTS[:2], MODEL_CARD_INPUTS[2:]
+    spelled = [model.role_prompt("query").get("prompt", "") + q for q in (MODEL_CARD_QUERIES
+               if "prompt" in model.role_prompt("query") else queries)]
+    spelled += [model.role_prompt("passage").get("prompt", "") + p for p in (MODEL_CARD_PASSAGES
+                if "prompt" in model.role_prompt("passage") else passages)]
+    ref = hf_reference.run(folder, tuple(spelled), model.max_length)
     theirs = (ref.embeddings[:2] @ ref.embeddings[2:].T) * 100
-    q = model.encode_queries(MODEL_CARD_INPUTS[:2])
-    p = model.encode_passages(MODEL_CARD_INPUTS[2:])
+    q = model.encode_queries(queries if "prefix" in model.role_prompt("query") else MODEL_CARD_QUERIES, normalize=True)
+    p = model.encode_passages(passages if "prefix" in model.role_prompt("passage") else MODEL_CARD_PASSAGES, normalize=True)
     assert_close(q @ p.T * 100, theirs, atol=tol.SCORE_MAX_ABS, label=f"{name} model card scores")

@@ -275,3 +275,22 @@ def test_listening_socket_lets_asyncio_set_nodelay():
 
     with bind("127.0.0.1", 0) as sock:
         assert sock.proto == socket.IPPROTO_TCP
+
+
+def test_a_model_with_its_own_prompts_serves_them():
+    """bge's folder: [CLS] pooling, and prompt_name/input_type "query" means its instruction, not "query: "."""
+    from conftest import model_folder
+
+    folder = model_folder("bge-small-random")
+    bge = E5Model(folder)
+    running = RunningServer("--model", str(folder))
+    try:
+        tei = httpx.post(running.url + "/embed", json={"inputs": ["summit define"], "prompt_name": "query"}).json()
+        openai_reply = httpx.post(running.url + "/v1/embeddings", json={
+            "input": ["summit define"], "input_type": "query", "encoding_format": "float"}).json()
+    finally:
+        code, log = running.stop()
+    expected = bge.encode_queries(["summit define"])
+    assert np.array_equal(np.array(tei, np.float32), expected)
+    assert np.array_equal(np.array([openai_reply["data"][0]["embedding"]], np.float32), expected)
+    assert code == 0, log

@@ -8,13 +8,13 @@ from transformers import AutoTokenizer
 
 import hf_reference
 from e5np import E5Model
-from e5np.tokenization import WordPieceTokenizer, resolve_max_length
+from e5np.tokenization import ModelTokenizer, resolve_max_length
 from texts import PARITY_TEXTS
 
 
 @pytest.mark.parametrize("max_length", [512, 256, 16])
 def test_ids_equal_hf_tokenizer(minilm_folder, max_length):
-    ours = WordPieceTokenizer.from_folder(minilm_folder, 512, max_length).tokenize(PARITY_TEXTS)
+    ours = ModelTokenizer.from_folder(minilm_folder, 512, max_length).tokenize(PARITY_TEXTS)
     theirs = hf_reference.tokenize(minilm_folder, PARITY_TEXTS, max_length)
     for i, ids in enumerate(ours.ids):
         n = int(theirs["attention_mask"][i].sum())
@@ -28,8 +28,8 @@ def test_ids_equal_hf_tokenizer(minilm_folder, max_length):
 def test_vocab_txt_fallback_matches_tokenizer_json(minilm_folder, tmp_path):
     for name in ("vocab.txt", "tokenizer_config.json"):
         shutil.copy(minilm_folder / name, tmp_path / name)
-    fallback = WordPieceTokenizer.from_folder(tmp_path, 512, 128).tokenize(PARITY_TEXTS)
-    fast = WordPieceTokenizer.from_folder(minilm_folder, 512, 128).tokenize(PARITY_TEXTS)
+    fallback = ModelTokenizer.from_folder(tmp_path, 512, 128).tokenize(PARITY_TEXTS)
+    fast = ModelTokenizer.from_folder(minilm_folder, 512, 128).tokenize(PARITY_TEXTS)
     assert [a.tolist() for a in fallback.ids] == [b.tolist() for b in fast.ids]
 
 

@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import UnencodableTextError
+from ..model import PASSAGE, QUERY
 from .batcher import Batcher
 from .metrics import ServerMetrics
 from .protocol import (RequestError, openai_request, orjson, parse_json, similarity_request,
@@ -72,7 +73,12 @@ class EmbeddingService:
     async def embed(self, request, headers: dict) -> tuple[np.ndarray, int]:
         """Texts -> float32 vectors (bit for bit ``model.encode`` of each text), and their tokens."""
         model = self.model
-        tokenize = (lambda: model.tokenize(request.texts, prefix=request.prefix))
+        role = {QUERY: "query", PASSAGE: "passage"}.get(request.prefix)
+        try:  # the model's own prompts where it has them (bge, E5-instruct), else E5's prefixes
+            prompt = model.role_prompt(role) if role else {}
+        except ValueError as e:
+            raise RequestError("validation", str(e)) from None
+        tokenize = (lambda: model.tokenize(request.texts, **prompt))
         try:
             tokens = await run_in_threadpool(tokenize) if len(request.texts) > TOKENIZE_IN_THREAD else tokenize()
         except UnencodableTextError as e:
