@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_argument("--prefix", choices=sorted(PREFIXES), default="passage")
     corpus.add_argument("--shard-size", type=int, default=10_000, help="rows per .npy shard")
     corpus.add_argument("--on-error", choices=["fail", "skip"], default="fail", help="what to do with a bad row")
+    corpus.add_argument("--format", choices=["npy", "parquet"], default=None,
+                        help="npy: embeddings-N.npy + ids-N.jsonl (default without --ray); parquet: part-N.parquet "
+                             "planned shards, the same files with or without --ray (the default with it)")
+    corpus.add_argument("--ray", metavar="ADDRESS", default=None,
+                        help="embed on Ray (pip install 'e5np[ray]'): auto, local[:CPUS], or a cluster address")
+    corpus.add_argument("--actors", type=int, default=None, help="Ray actors (default: as many as the CPUs hold)")
+    corpus.add_argument("--threads-per-actor", type=int, default=1, help="CPUs and threads of each Ray actor")
 
     retrieval = commands.add_parser("evaluate-retrieval", parents=[model], help="nDCG@10, MAP@100, Recall@100 on a BEIR dataset")
     retrieval.add_argument("--corpus", type=Path, required=True)
@@ -126,9 +133,18 @@ def embed_corpus(args) -> int:
         raise E5npError(f"--shard-size must be at least 1, not {args.shard_size}")
     model = load_model(args)
     fields = Fields(text=args.text_field, id=args.id_field, title=args.title_field or None)
-    summary = run(model, args.input, args.output, fields=fields, prefix=role_text(model, args.prefix),
-                  batch_size=args.batch_size, shard_size=args.shard_size, on_error=args.on_error,
-                  progress=not args.quiet)
+    options = dict(fields=fields, prefix=role_text(model, args.prefix), batch_size=args.batch_size, on_error=args.on_error)
+    if args.ray:
+        if args.format == "npy":
+            raise E5npError("--ray writes Parquet shards (--format parquet)")
+        from .distributed import embed_corpus_ray
+        summary = embed_corpus_ray(model, args.input, args.output, address=args.ray, actors=args.actors,
+                                   threads_per_actor=args.threads_per_actor, shard_rows=args.shard_size, **options)
+    elif args.format == "parquet":
+        from .shards import embed_corpus_parquet
+        summary = embed_corpus_parquet(model, args.input, args.output, shard_rows=args.shard_size, **options)
+    else:
+        summary = run(model, args.input, args.output, shard_size=args.shard_size, progress=not args.quiet, **options)
     resumed = f", resumed after line {summary.resumed_at_line}" if summary.resumed_at_line else ""
     print(f"e5np: {summary.count} texts embedded into {args.output} ({summary.truncated} truncated at "
           f"{model.max_length} tokens, {len(summary.skipped)} bad rows skipped) in {summary.seconds:.1f} s{resumed}",

@@ -45,12 +45,7 @@ def embed_corpus(model, input_path, output_dir, *, fields: Fields = Fields(), pr
                  batch_size: int = 32, shard_size: int = 10_000, on_error: str = "fail", fmt: str | None = None,
                  progress: bool = True) -> Summary:
     """Embed every record of ``input_path`` into shards under ``output_dir`` (see module doc)."""
-    input_path, output_dir = Path(input_path), Path(output_dir)
-    if on_error not in ("fail", "skip"):
-        raise ValueError(f"on_error must be 'fail' or 'skip', not {on_error!r}")
-    if not input_path.is_file():
-        raise CorpusError(f"{input_path}: no such input file")
-    fmt = fmt or detect_format(input_path)
+    input_path, output_dir, fmt = checked_paths(input_path, output_dir, on_error, fmt)
     settings = _settings(model, input_path, fmt, fields, prefix, shard_size, on_error)
     manifest = _open_manifest(output_dir, settings)
     summary = Summary(count=sum(s["rows"] for s in manifest["shards"]),
@@ -88,15 +83,28 @@ def embed_corpus(model, input_path, output_dir, *, fields: Fields = Fields(), pr
 
 
 def read_corpus(output_dir) -> tuple[list[str], np.ndarray]:
-    """All ids and embeddings of a finished corpus folder (small corpora; shards are plain .npy)."""
+    """All ids and embeddings of a finished corpus folder, .npy or Parquet shards (small corpora)."""
     output_dir = Path(output_dir)
     manifest = json.loads((output_dir / MANIFEST).read_text())
+    if manifest["settings"].get("output_format") == "parquet":
+        from .shards import read_parquet_vectors
+        return read_parquet_vectors(output_dir)
     ids, vectors = [], []
     for shard in manifest["shards"]:
         ids += [json.loads(line) for line in (output_dir / shard["ids"]).read_text(encoding="utf-8").splitlines()]
         vectors.append(np.load(output_dir / shard["embeddings"]))
     dim = manifest["settings"]["dimension"]
     return ids, np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)
+
+
+def checked_paths(input_path, output_dir, on_error: str, fmt: str | None) -> tuple[Path, Path, str]:
+    """The input and output as Paths and the input's format, once the arguments are known good."""
+    input_path, output_dir = Path(input_path), Path(output_dir)
+    if on_error not in ("fail", "skip"):
+        raise ValueError(f"on_error must be 'fail' or 'skip', not {on_error!r}")
+    if not input_path.is_file():
+        raise CorpusError(f"{input_path}: no such input file")
+    return input_path, output_dir, fmt or detect_format(input_path)
 
 
 # --- internals ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ is not text) becomes a ``BadRow`` naming its line, for the caller to skip or fai
 """
 
 import csv
+import io
 import json
 import sys
 from dataclasses import dataclass
@@ -39,16 +40,56 @@ def detect_format(path: Path) -> str:
     return {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv"}.get(suffix, "text")
 
 
-def read_records(path: Path, fields: Fields = Fields(), fmt: str | None = None) -> Iterator[Record | BadRow]:
+@dataclass(frozen=True)
+class ByteRange:
+    """Part of a line-oriented file (JSONL, TSV, text): bytes [start, stop), whose first line is
+    ``first_line``; a TSV part carries the file's ``header`` (its line 1)."""
+    start: int
+    stop: int
+    first_line: int
+    header: tuple[str, ...] | None = None
+
+
+def read_records(path: Path, fields: Fields = Fields(), fmt: str | None = None,
+                 part: ByteRange | None = None) -> Iterator[Record | BadRow]:
+    """The records of the file, or of one ``part`` of it (the same records, numbered the same)."""
     fmt = fmt or detect_format(path)
-    if fmt == "jsonl":
-        yield from _jsonl(path, fields)
-    elif fmt in ("csv", "tsv"):
-        yield from _table(path, fields, "\t" if fmt == "tsv" else ",")
-    else:
-        with open(path, encoding="utf-8", newline="") as f:
-            for n, line in enumerate(f, 1):
+    first = part.first_line if part else 1
+    with _open_text(path, part, newline=None if fmt == "jsonl" else "") as f:
+        if fmt == "jsonl":
+            yield from _jsonl(f, fields, first)
+        elif fmt in ("csv", "tsv"):
+            yield from _table(f, fields, "\t" if fmt == "tsv" else ",", first, part.header if part else None)
+        else:
+            for n, line in enumerate(f, first):
                 yield Record(n, str(n - 1), line.rstrip("\r\n"))
+
+
+def _open_text(path: Path, part: ByteRange | None, newline: str | None):
+    if part is None:
+        return open(path, encoding="utf-8", newline=newline)
+    raw = open(path, "rb")
+    raw.seek(part.start)
+    return io.TextIOWrapper(io.BufferedReader(_Bounded(raw, part.stop - part.start)), encoding="utf-8", newline=newline)
+
+
+class _Bounded(io.RawIOBase):
+    """A binary file read up to ``limit`` bytes from where it stands."""
+
+    def __init__(self, f, limit: int):
+        self.f, self.left = f, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.f.readinto(memoryview(buffer)[:min(len(buffer), self.left)]) if self.left > 0 else 0
+        self.left -= n
+        return n
+
+    def close(self):
+        self.f.close()
+        super().close()
 
 
 def _record(n: int, row: dict, fields: Fields) -> Record | BadRow:
@@ -66,29 +107,27 @@ def _record(n: int, row: dict, fields: Fields) -> Record | BadRow:
     return Record(n, str(doc_id), f"{title} {text}" if title else text)
 
 
-def _jsonl(path: Path, fields: Fields):
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield BadRow(n, f"invalid JSON ({e.msg} at column {e.colno})")
-                continue
-            yield _record(n, row, fields) if isinstance(row, dict) else BadRow(n, "not a JSON object")
+def _jsonl(f, fields: Fields, first: int):
+    for n, line in enumerate(f, first):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            yield BadRow(n, f"invalid JSON ({e.msg} at column {e.colno})")
+            continue
+        yield _record(n, row, fields) if isinstance(row, dict) else BadRow(n, "not a JSON object")
 
 
-def _table(path: Path, fields: Fields, delimiter: str):
+def _table(f, fields: Fields, delimiter: str, first: int, header: tuple | None):
     csv.field_size_limit(sys.maxsize)
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
-        header = next(reader, None)
-        if header is None:
-            return
-        for row in reader:
-            n = reader.line_num
-            if len(row) != len(header):
-                yield BadRow(n, f"{len(row)} columns, the header has {len(header)}")
-                continue
-            yield _record(n, dict(zip(header, row)), fields)
+    reader = csv.reader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
+    header = header or next(reader, None)
+    if header is None:
+        return
+    for row in reader:
+        n = reader.line_num + first - 1
+        if len(row) != len(header):
+            yield BadRow(n, f"{len(row)} columns, the header has {len(header)}")
+            continue
+        yield _record(n, dict(zip(header, row)), fields)

@@ -11,7 +11,7 @@ import pytest
 
 from e5np import E5Model
 from e5np.corpus import CorpusError, embed_corpus, read_corpus
-from e5np.records import Fields, Record, read_records
+from e5np.records import ByteRange, Fields, Record, read_records
 
 
 def run_cli(*args, **kwargs):
@@ -171,3 +171,42 @@ def test_memory_stays_bounded_on_a_large_corpus(tmp_path, tiny_folder):
         peaks[lines] = int(result.stdout.split()[-1]) / 1024  # MiB
     print(f"\npeak RSS: 20k lines {peaks[20_000]:.0f} MiB, 200k lines {peaks[200_000]:.0f} MiB")
     assert peaks[200_000] < peaks[20_000] + 25, peaks
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "tsv", "txt"])
+def test_planned_parts_read_the_same_records_as_the_whole_file(tmp_path, fmt):
+    """e5np.shards plans byte ranges; each part read alone gives the records the whole file gives, numbered alike."""
+    from e5np.shards import plan_shards
+
+    path = tmp_path / f"c.{fmt}"
+    if fmt == "jsonl":
+        write_jsonl(path, ROWS)
+        path.write_text(path.read_text() + "\n{bad\n", encoding="utf-8")
+    elif fmt == "tsv":
+        path.write_text("_id\ttitle\ttext\n" + "".join(f"{r['_id']}\t{r['title']}\t{r['text']}\n" for r in ROWS))
+    else:
+        path.write_text("".join(r["text"] + "\n" for r in ROWS) + "naïve Ünïcode\n")
+    kind = {"txt": "text"}.get(fmt, fmt)
+    whole = list(read_records(path, fmt=kind))
+    shards = plan_shards(path, kind, 5)
+    parts = [item for s in shards for item in read_records(path, fmt=kind, part=ByteRange(s.start, s.stop, s.first_line, s.header))]
+    assert parts == whole and len(shards) == -(-len(whole) // 5)
+
+
+def test_parquet_output_equals_npy_output_and_csv_is_refused(tmp_path, model):
+    from e5np.shards import embed_corpus_parquet
+
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", ROWS)
+    embed_corpus(model, corpus, tmp_path / "npy", shard_size=7, progress=False)
+    embed_corpus_parquet(model, corpus, tmp_path / "parquet", shard_rows=7)
+    npy, parquet = read_corpus(tmp_path / "npy"), read_corpus(tmp_path / "parquet")
+    assert npy[0] == parquet[0] and np.array_equal(npy[1], parquet[1])
+    csv_path = tmp_path / "c.csv"
+    csv_path.write_text('_id,text\n1,"hello, world"\n', encoding="utf-8")
+    with pytest.raises(CorpusError, match="quoted newlines"):
+        embed_corpus_parquet(model, csv_path, tmp_path / "csv")
+    result = run_cli("embed-corpus", corpus, "--output", tmp_path / "cli", "--model", model.folder, "--format",
+                     "parquet", "--shard-size", "7", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert all((tmp_path / "cli" / f).read_bytes() == (tmp_path / "parquet" / f).read_bytes()
+               for f in ("part-000000.parquet", "part-000003.parquet"))
