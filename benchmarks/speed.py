@@ -100,23 +100,25 @@ elif which == "e5np":
     from e5np.kernels import gemm
     p = gemm.pack_weight(w)
     print(med(lambda: gemm.matmul_packed_(out, x, p)))
-else:  # e5np-amx: the bf16 GEMM alone, activations already in bf16 tiles (as torch's are bf16)
+else:  # e5np-bf16: the bf16 GEMM alone (AMX, else AVX512-BF16), activations already in bf16 tiles (as torch's are bf16)
     from e5np.cpu import choose_precision
-    assert choose_precision("bf16").is_bf16
+    from e5np.linear import bf16_kernels
+    path = choose_precision("bf16").path
+    assert path != "fp32", "no bf16 path on this CPU"
+    matmul_bf16_ = bf16_kernels("amx-bf16" if path == "bf16-amx" else "avx512-bf16").matmul_bf16_
     from e5np.kernels import bf16
-    from e5np.kernels.gemm_amx import matmul_bf16_
     x16 = np.empty((m // 16, k // 32, 16, 32), np.uint16)
     bf16.round_to_bf16_tiles_(x16, x.view(np.uint32))
     tiles = bf16.pack_weight_bf16(w)
     print(med(lambda: matmul_bf16_(out, x16, tiles)))
 """
 GEMM_SHAPES = {"fp32": [(2048, 1024, 4096)], "bf16": [(2048, 1024, 4096), (2048, 4096, 1024)]}
-GEMM_SYSTEMS = {"fp32": ("numpy", "torch", "e5np"), "bf16": ("torch-bf16", "e5np-amx")}
+GEMM_SYSTEMS = {"fp32": ("numpy", "torch", "e5np"), "bf16": ("torch-bf16", "e5np-bf16")}
 
 
 def gemm_rates(rounds=5, reps=7) -> dict:
     """GFLOP/s of each GEMM alone on e5-large's FFN shapes (M x K x N): fp32 (NumPy's BLAS, torch,
-    e5np) and bf16 (torch, e5np on AMX). Each measurement is its own process (median of ``reps``
+    e5np) and bf16 (torch, e5np on AMX or AVX512-BF16). Each measurement is its own process (median of ``reps``
     products); the systems of a shape take turns, ``rounds`` times, so that each round compares
     them at nearly the same moment: the machine's speed drifts by more than their difference."""
     rates = {}

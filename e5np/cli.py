@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="the CPU, threads, and which precision path would run and why")
     info.add_argument("--precision", choices=PRECISIONS, default="auto")
+    info.add_argument("--measure", action="store_true",
+                      help="time each GEMM path this CPU has (a few seconds) and cache the figures for precision='auto'")
     return parser
 
 
@@ -178,10 +180,15 @@ def info(args) -> int:
 
     import numba
 
-    from .cpu import AMX_FLAGS, AVX512_BF16_FLAG, choose_precision, cpu_flags, cpuinfo
+    from .cpu import AMX_FLAGS, AVX512_BF16_FLAG, amx_problem, avx512_bf16_problem, choose_precision, cpu_flags, cpuinfo
+    from .measure import cache_file, measure, measured
     from .threads import usable_cpus
 
     flags = cpu_flags()
+    if args.measure:
+        paths = ["fp32"] + [p for p, problem in (("bf16-amx", amx_problem), ("bf16-avx512", avx512_bf16_problem))
+                            if problem() is None]
+        measure(paths)
     choice = choose_precision(args.precision)
     print(f"e5np {importlib.metadata.version('e5np')}, numba {numba.__version__}, numpy {np.__version__}")
     name = cpuinfo("model name") or platform.processor() or platform.machine()
@@ -190,6 +197,12 @@ def info(args) -> int:
     cpus, why = usable_cpus()
     print(f"threads: {cpus} by default ({why}); each forward pass runs on 1 or all of them, whichever "
           "measured faster for passes of its size")
+    rates = measured()
+    if rates:
+        print("GEMM alone, e5-large's FFN shapes: " + ", ".join(f"{p} {r:.0f} GFLOP/s" for p, r in rates.items())
+              + f" (cached in {cache_file()})")
+    else:
+        print("GEMM paths not measured on this CPU yet: e5np info --measure")
     print(f"precision {args.precision!r} -> {choice.path}: {choice.reason}")
     return 0
 

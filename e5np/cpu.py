@@ -116,9 +116,11 @@ def avx512_bf16_problem(flags: frozenset[str] | None = None, llvm_ok=llvm_target
 
 def choose_precision(requested: str, flags: frozenset[str] | None = None,
                      llvm_ok=llvm_targets_amx, permission=request_amx_permission,
-                     llvm_bf16_ok=llvm_targets_avx512_bf16) -> Precision:
+                     llvm_bf16_ok=llvm_targets_avx512_bf16, probe=None) -> Precision:
     """The path for ``requested`` on this CPU: AMX, else AVX512-BF16, else fp32. Never raises for
-    a CPU that lacks something: bf16 then falls back to exact fp32 and ``reason`` says why."""
+    a CPU that lacks something: bf16 then falls back to exact fp32 and ``reason`` says why.
+    ``"auto"`` also keeps fp32 where the bf16 path measured slower (``e5np.measure``; ``probe``:
+    a stand-in for its cached figures)."""
     if requested not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {requested!r}")
     if requested == "fp32":
@@ -126,13 +128,29 @@ def choose_precision(requested: str, flags: frozenset[str] | None = None,
     flags = cpu_flags() if flags is None else flags
     no_amx = amx_problem(flags, llvm_ok, permission)
     if no_amx is None:
-        return Precision(requested, "bf16-amx", "bf16 GEMMs on AMX tiles (amx_tile, amx_bf16), fp32 accumulation")
+        return _as_measured(Precision(requested, "bf16-amx", "bf16 GEMMs on AMX tiles (amx_tile, amx_bf16), "
+                                      "fp32 accumulation"), probe)
     no_avx512 = avx512_bf16_problem(flags, llvm_bf16_ok)
     if no_avx512 is None:
-        return Precision(requested, "bf16-avx512", f"no AMX ({no_amx}); bf16 GEMMs with vdpbf16ps (avx512_bf16), "
-                         "fp32 accumulation")
+        return _as_measured(Precision(requested, "bf16-avx512", f"no AMX ({no_amx}); bf16 GEMMs with vdpbf16ps "
+                                      "(avx512_bf16), fp32 accumulation"), probe)
     problems = no_amx if no_avx512 == no_amx else f"{no_amx}; {no_avx512}"
     return Precision(requested, "fp32", f"{problems}: using the exact fp32 path")
+
+
+def _as_measured(choice: Precision, probe) -> Precision:
+    """``"auto"``: the bf16 path only where it measured faster than fp32 on this CPU (if measured)."""
+    if choice.requested != "auto":
+        return choice
+    if probe is None:
+        from .measure import measured as probe
+    rates = probe() or {}
+    if choice.path not in rates or "fp32" not in rates:
+        return Precision("auto", choice.path, f"{choice.reason}; not measured on this CPU (e5np info --measure)")
+    figures = f"{choice.path} {rates[choice.path]:.0f} GFLOP/s, fp32 {rates['fp32']:.0f}, measured on this CPU"
+    if rates[choice.path] < rates["fp32"]:
+        return Precision("auto", "fp32", f"{figures}: the exact fp32 path is faster here")
+    return Precision("auto", choice.path, f"{choice.reason} ({figures})")
 
 
 def _disabled(variable: str) -> bool:

@@ -12,6 +12,7 @@ other settings is refused with the differences listed, as the local ``.npy`` run
 
 import hashlib
 import json
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -91,6 +92,7 @@ def embed_shard(model, shard: Shard, job: Job) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    started = time.perf_counter()
     records, skipped = [], []
     part = ByteRange(shard.start, shard.stop, shard.first_line, shard.header)
     for item in read_records(Path(job.input), job.fields, job.fmt, part):
@@ -113,7 +115,8 @@ def embed_shard(model, shard: Shard, job: Job) -> dict:
     path = Path(job.output) / shard.file
     _atomic_write(path, lambda f: pq.write_table(table, f))
     return {"index": shard.index, "file": shard.file, "rows": len(records), "truncated": int(truncated.sum()),
-            "first_line": shard.first_line, "skipped": skipped, "sha256": _sha256(path)}
+            "first_line": shard.first_line, "skipped": skipped, "sha256": _sha256(path),
+            "seconds": round(time.perf_counter() - started, 3)}
 
 
 def embed_corpus_parquet(model, input_path, output_dir, *, fields: Fields = Fields(), prefix: str | None = "passage: ",

@@ -289,6 +289,33 @@ def test_fallback_reasons_name_what_is_missing():
         choose_precision("int4")
 
 
+def test_auto_follows_the_measured_gemm_rates():
+    """precision="auto" keeps fp32 where this CPU's bf16 GEMM measured slower (as vdpbf16ps did on
+    Sapphire Rapids); "bf16" asked by name runs it anyway."""
+    zen4, never = frozenset({"avx512f", "avx512_bf16"}), lambda: False
+    kwargs = dict(flags=zen4, llvm_ok=never, permission=never, llvm_bf16_ok=lambda: True)
+    slower = choose_precision("auto", probe=lambda: {"fp32": 190.0, "bf16-avx512": 150.0}, **kwargs)
+    assert slower.path == "fp32" and "bf16-avx512 150 GFLOP/s, fp32 190, measured on this CPU" in slower.reason
+    faster = choose_precision("auto", probe=lambda: {"fp32": 190.0, "bf16-avx512": 430.0}, **kwargs)
+    assert faster.path == "bf16-avx512" and "430 GFLOP/s" in faster.reason
+    unmeasured = choose_precision("auto", probe=lambda: None, **kwargs)
+    assert unmeasured.path == "bf16-avx512" and "not measured" in unmeasured.reason
+    assert choose_precision("bf16", probe=lambda: {"fp32": 190.0, "bf16-avx512": 150.0}, **kwargs).path == "bf16-avx512"
+
+
+def test_info_measure_caches_this_cpus_figures(tmp_path):
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "e5np", "info", "--measure"], capture_output=True, text=True,
+                         env=env, timeout=600)
+    assert out.returncode == 0, out.stderr
+    cached = json.loads(next((tmp_path / "e5np" / "gemm-probe").glob("*.json")).read_text())["gflops"]
+    expected = {"fp32"} | ({BF16.path} if BF16.is_bf16 else set())
+    assert set(cached) == expected and all(rate > 0 for rate in cached.values())
+    assert "fp32 " in out.stdout and "GFLOP/s" in out.stdout
+    again = subprocess.run([sys.executable, "-m", "e5np", "info"], capture_output=True, text=True, env=env, timeout=300)
+    assert f"fp32 {cached['fp32']:.0f} GFLOP/s" in again.stdout
+
+
 def test_forced_fallback_never_loads_bf16_code(minilm_folder):
     """With AMX and AVX512-BF16 ruled out, bf16 runs the fp32 path, says so in one log line, and
     neither module of bf16 intrinsics is imported (on a CPU without them, compiling one aborts
@@ -334,4 +361,4 @@ def test_gemm_and_bf16_together_is_an_error(minilm_folder, caplog):
         E5Model(minilm_folder, gemm="amx-bf16")
     with caplog.at_level(logging.INFO, logger="e5np"):
         auto = E5Model(minilm_folder, precision="auto")
-    assert auto.precision == BF16.path
+    assert auto.precision == choose_precision("auto").path

@@ -63,6 +63,6 @@ def test_python_blocks_run_on_the_fixture(minilm_folder):
 def test_command_lines_parse_and_run(line, small_files, capsys):
     argv = as_argv(line, small_files)
     args = cli.build_parser().parse_args(argv)  # raises SystemExit on an option the CLI does not have
-    if args.command == "serve":
-        return  # runs until stopped; tests/test_serve.py starts it for real
+    if args.command == "serve" or getattr(args, "ray", None):
+        return  # serve runs until stopped (tests/test_serve.py starts it); --ray runs in tests/test_distributed.py
     assert cli.main(argv + (["--quiet"] if hasattr(args, "quiet") else [])) == 0, capsys.readouterr().err
