@@ -23,10 +23,7 @@ import numpy as np
 from .batching import MAX_BATCH_TOKENS
 from .cpu import PRECISIONS
 from .errors import E5npError
-from .serve.settings import add_arguments as add_serve_arguments
-
-PREFIXES = {"none": None, "query": "query: ", "passage": "passage: "}
-
+from .serve.settings import PREFIX_CHOICES, add_arguments as add_serve_arguments
 
 def role_text(model, name: str) -> str | None:
     """``--prefix query|passage|none``: E5's "query: " / "passage: ", or the model's own prompt for
@@ -53,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     embed = commands.add_parser("embed", parents=[model], help="embed texts given as arguments, or one per line on stdin")
     embed.add_argument("texts", nargs="*", help="texts to embed (none: read lines from stdin)")
-    embed.add_argument("--prefix", choices=sorted(PREFIXES), default="none",
+    embed.add_argument("--prefix", choices=PREFIX_CHOICES, default="none",
                        help="add 'query: ' or 'passage: ' to texts that lack it (default: none, texts as given)")
     embed.add_argument("--output", "-o", help="write a float32 .npy file instead of JSON lines")
     embed.add_argument("--no-normalize", action="store_true", help="skip L2 normalization (default: as the model folder says; E5: normalized)")
@@ -64,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_argument("--text-field", default="text")
     corpus.add_argument("--id-field", default="_id")
     corpus.add_argument("--title-field", default="title", help="joined before the text with a space ('' for none)")
-    corpus.add_argument("--prefix", choices=sorted(PREFIXES), default="passage")
+    corpus.add_argument("--prefix", choices=PREFIX_CHOICES, default="passage")
     corpus.add_argument("--shard-size", type=int, default=10_000, help="rows per .npy shard")
     corpus.add_argument("--on-error", choices=["fail", "skip"], default="fail", help="what to do with a bad row")
     corpus.add_argument("--format", choices=["npy", "parquet"], default=None,
@@ -87,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sts = commands.add_parser("evaluate-sts", parents=[model], help="Spearman/Pearson of cosine vs gold on an STS TSV")
     sts.add_argument("file", type=Path, help="TSV with columns score, sentence1, sentence2")
-    sts.add_argument("--prefix", choices=sorted(PREFIXES), default="none")
+    sts.add_argument("--prefix", choices=PREFIX_CHOICES, default="none")
     sts.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
     serve = commands.add_parser("serve", help="an HTTP server speaking OpenAI's embeddings API and TEI's routes")

@@ -19,10 +19,8 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
 from .corpus import CorpusError, model_hashes
-from .shards import Job, Shard, embed_shard
+from .shards import Job, Shard, embed_shard, vectors_table
 
 THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -74,12 +72,10 @@ class _Embedder:
         if expected is not None and self.model.precision != expected["precision"]:
             raise CorpusError(f"this node runs {self.model.precision}, the driver planned {expected['precision']}: "
                               "vectors would differ; pass --precision explicitly")
-        self.threads = threads
 
 
 class ShardActor(_Embedder):
-    def __init__(self, folder, model_args, threads, job: dict):
-        job = Job(**job)
+    def __init__(self, folder, model_args, threads, job: Job):
         super().__init__(folder, model_args, threads, job.settings)
         self.job = job
 
@@ -112,7 +108,7 @@ def ray_runner(folder: str, model_args: dict, address: str = "auto", actors: int
         items = [{**asdict(s), "header": json.dumps(s.header) if s.header else ""} for s in pending]
         ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             ShardActor, fn_constructor_kwargs={"folder": folder, "model_args": model_args, "threads": threads,
-                                               "job": {**asdict(job), "fields": job.fields}},
+                                               "job": job},
             batch_size=1, compute=ray.data.ActorPoolStrategy(size=min(pool, len(items))), num_cpus=threads,
             runtime_env=_runtime_env(threads, env))
         for row in ds.iter_rows():
@@ -137,16 +133,8 @@ class BatchActor(_Embedder):
         self.id_column, self.text_column, self.prefix = id_column, text_column, prefix
 
     def __call__(self, table):
-        import pyarrow as pa
-
-        texts = table[self.text_column].to_pylist()
-        vectors = self.model.encode(texts, prefix=self.prefix, log_truncation=False)
-        truncated = np.zeros(len(texts), bool)
-        truncated[vectors.truncated] = True
-        flat = pa.array(np.asarray(vectors, np.float32).reshape(-1))
-        return pa.table({self.id_column: table[self.id_column],
-                         "embedding": pa.FixedSizeListArray.from_arrays(flat, self.model.hidden_size),
-                         "truncated": pa.array(truncated)})
+        vectors = self.model.encode(table[self.text_column].to_pylist(), prefix=self.prefix, log_truncation=False)
+        return vectors_table(self.id_column, table[self.id_column], vectors)
 
 
 def embed_dataset(ds, folder, *, prefix: str | None = "passage: ", threads_per_actor: int = 1,

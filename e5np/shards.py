@@ -89,7 +89,6 @@ def run_settings(model, input_path: Path, fmt: str, fields: Fields, prefix, shar
 
 def embed_shard(model, shard: Shard, job: Job) -> dict:
     """Embed one shard and write its Parquet file (temporary name, then renamed); what the manifest records."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     started = time.perf_counter()
@@ -103,20 +102,27 @@ def embed_shard(model, shard: Shard, job: Job) -> dict:
             skipped.append({"line": item.line, "reason": item.reason})
         else:
             records.append(item)
-    dim = model.hidden_size
     vectors = model.encode([r.text for r in records], batch_size=job.batch_size, prefix=job.prefix, log_truncation=False)
-    truncated = np.zeros(len(records), bool)
-    truncated[vectors.truncated] = True
-    table = pa.table({
-        "id": pa.array([r.id for r in records], pa.string()),
-        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(np.asarray(vectors, np.float32).reshape(-1)), dim),
-        "truncated": pa.array(truncated),
-    }).replace_schema_metadata({"e5np": json.dumps(job.settings, sort_keys=True)})
+    table = vectors_table("id", [r.id for r in records], vectors)
+    table = table.replace_schema_metadata({"e5np": json.dumps(job.settings, sort_keys=True)})
     path = Path(job.output) / shard.file
     _atomic_write(path, lambda f: pq.write_table(table, f))
-    return {"index": shard.index, "file": shard.file, "rows": len(records), "truncated": int(truncated.sum()),
+    return {"index": shard.index, "file": shard.file, "rows": len(records), "truncated": len(vectors.truncated),
             "first_line": shard.first_line, "skipped": skipped, "sha256": _sha256(path),
             "seconds": round(time.perf_counter() - started, 3)}
+
+
+def vectors_table(id_column: str, ids, vectors):
+    """Ids and ``encode``'s vectors as the output's Arrow table: the ids (as given), ``embedding``
+    as fixed_size_list<float32>[dim], ``truncated`` from the vectors' record of cut texts."""
+    import pyarrow as pa
+
+    truncated = np.zeros(len(vectors), bool)
+    truncated[vectors.truncated] = True
+    flat = pa.array(np.asarray(vectors, np.float32).reshape(-1))
+    return pa.table({id_column: ids if isinstance(ids, (pa.Array, pa.ChunkedArray)) else pa.array(ids, pa.string()),
+                     "embedding": pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]),
+                     "truncated": pa.array(truncated)})
 
 
 def embed_corpus_parquet(model, input_path, output_dir, *, fields: Fields = Fields(), prefix: str | None = "passage: ",

@@ -23,7 +23,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import UnencodableTextError
-from ..model import PASSAGE, QUERY
 from .batcher import Batcher
 from .metrics import ServerMetrics
 from .protocol import (RequestError, openai_request, orjson, parse_json, similarity_request,
@@ -73,9 +72,8 @@ class EmbeddingService:
     async def embed(self, request, headers: dict) -> tuple[np.ndarray, int]:
         """Texts -> float32 vectors (bit for bit ``model.encode`` of each text), and their tokens."""
         model = self.model
-        role = {QUERY: "query", PASSAGE: "passage"}.get(request.prefix)
         try:  # the model's own prompts where it has them (bge, E5-instruct), else E5's prefixes
-            prompt = model.role_prompt(role) if role else {}
+            prompt = model.role_prompt(request.role) if request.role else {}
         except ValueError as e:
             raise RequestError("validation", str(e)) from None
         tokenize = (lambda: model.tokenize(request.texts, **prompt))
@@ -151,7 +149,7 @@ async def read_json(request: Request, limit: int):
 @endpoint("/v1/embeddings", "openai")
 async def openai_embeddings(service: EmbeddingService, request: Request, headers: dict) -> Response:
     s, model = service.settings, service.model
-    body = openai_request(await read_json(request, s.payload_limit), s.prefix, model.hidden_size,
+    body = openai_request(await read_json(request, s.payload_limit), s.role, model.hidden_size,
                           s.max_client_batch_size)
     vectors, tokens = await service.embed(body, headers)
     encode = base64_floats if body.encoding_format == "base64" else (lambda v: v)
@@ -163,7 +161,7 @@ async def openai_embeddings(service: EmbeddingService, request: Request, headers
 @endpoint("/embed", "tei")
 async def tei_embed(service: EmbeddingService, request: Request, headers: dict) -> Response:
     s, model = service.settings, service.model
-    body = tei_request(await read_json(request, s.payload_limit), s.prefix, model.hidden_size,
+    body = tei_request(await read_json(request, s.payload_limit), s.role, model.hidden_size,
                        s.max_client_batch_size)
     vectors, _ = await service.embed(body, headers)
     return json_response(vectors, headers=headers)
@@ -173,7 +171,7 @@ async def tei_embed(service: EmbeddingService, request: Request, headers: dict) 
 async def tei_similarity(service: EmbeddingService, request: Request, headers: dict) -> Response:
     s = service.settings
     service.model  # noqa: B018 - 503 before the body is read, while the model loads
-    body, _ = similarity_request(await read_json(request, s.payload_limit), s.prefix, s.max_client_batch_size)
+    body, _ = similarity_request(await read_json(request, s.payload_limit), s.role, s.max_client_batch_size)
     vectors, _ = await service.embed(body, headers)
     scores = vectors[1:].astype(np.float64) @ vectors[0].astype(np.float64)
     return json_response(scores.tolist(), headers=headers)

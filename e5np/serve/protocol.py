@@ -13,7 +13,7 @@ try:
 except ImportError:  # the serve extra asks for it; plain json works, only slower (25 ms vs 1 ms for 32 x 1024)
     orjson = None
 
-PROMPT_NAMES = {"query": "query: ", "passage": "passage: "}
+ROLES = ("query", "passage")  # prompt_name / input_type: the model's own prompt for it, else E5's prefix
 ENCODING_FORMATS = ("float", "base64")
 
 # kind -> (OpenAI status, OpenAI type, TEI status, TEI error_type)
@@ -49,7 +49,7 @@ class RequestError(Exception):
 class EmbedRequest:
     field: str                    # "input" or "inputs": how errors name a text
     texts: list[str]
-    prefix: str | None            # added to texts that lack it
+    role: str | None              # "query", "passage" or None (texts as sent): E5Model.role_prompt
     normalize: bool = True
     truncate: bool = True         # False: a text over max_length tokens is refused (413), not cut
     dimensions: int | None = None  # the first n values, L2-normalized again
@@ -70,9 +70,9 @@ def parse_json(body: bytes):
         raise RequestError("validation", f"the request body is not valid JSON: {e}") from None
 
 
-def openai_request(body, default_prefix: str | None, hidden_size: int, max_texts: int) -> EmbedRequest:
+def openai_request(body, default_role: str | None, hidden_size: int, max_texts: int) -> EmbedRequest:
     """OpenAI's {"input", "model", "encoding_format", "dimensions", "user"}; ``input_type`` or
-    ``prompt_name`` ("query" / "passage") choose E5's prefix."""
+    ``prompt_name`` ("query" / "passage") choose the role's prompt."""
     body = _object(body)
     if "input" not in body:
         raise RequestError("validation", "'input' is required: a string or a list of strings", "input")
@@ -84,11 +84,11 @@ def openai_request(body, default_prefix: str | None, hidden_size: int, max_texts
                            "encoding_format")
     prompt_field = "input_type" if "input_type" in body else "prompt_name"
     return EmbedRequest("input", texts(body["input"], "input", max_texts),
-                        _prefix(body.get(prompt_field), prompt_field, default_prefix),
+                        _role(body.get(prompt_field), prompt_field, default_role),
                         dimensions=_dimensions(body.get("dimensions"), hidden_size), encoding_format=encoding)
 
 
-def tei_request(body, default_prefix: str | None, hidden_size: int, max_texts: int) -> EmbedRequest:
+def tei_request(body, default_role: str | None, hidden_size: int, max_texts: int) -> EmbedRequest:
     """TEI's /embed: {"inputs", "normalize", "truncate", "truncation_direction", "prompt_name", "dimensions"}."""
     body = _object(body)
     if "inputs" not in body:
@@ -98,12 +98,12 @@ def tei_request(body, default_prefix: str | None, hidden_size: int, max_texts: i
         raise RequestError("validation", f"'truncation_direction' {direction!r}: only 'right' is supported "
                            "(E5 was trained on the start of each text)", "truncation_direction")
     return EmbedRequest("inputs", texts(body["inputs"], "inputs", max_texts),
-                        _prefix(body.get("prompt_name"), "prompt_name", default_prefix),
+                        _role(body.get("prompt_name"), "prompt_name", default_role),
                         normalize=_bool(body, "normalize", True), truncate=_bool(body, "truncate", True),
                         dimensions=_dimensions(body.get("dimensions"), hidden_size))
 
 
-def similarity_request(body, default_prefix: str | None, max_texts: int) -> tuple[EmbedRequest, int]:
+def similarity_request(body, default_role: str | None, max_texts: int) -> tuple[EmbedRequest, int]:
     """TEI's /similarity: {"inputs": {"source_sentence", "sentences"}} -> the texts, source first."""
     body = _object(body)
     inputs = body.get("inputs")
@@ -111,8 +111,8 @@ def similarity_request(body, default_prefix: str | None, max_texts: int) -> tupl
         raise RequestError("validation", "'inputs' must be {\"source_sentence\": str, \"sentences\": [str]}", "inputs")
     sentences = texts(inputs.get("sentences"), "inputs.sentences", max_texts - 1)
     source = texts(inputs["source_sentence"], "inputs.source_sentence", 1)
-    prefix = _prefix(body.get("prompt_name"), "prompt_name", default_prefix)
-    return EmbedRequest("inputs", source + sentences, prefix, truncate=_bool(body, "truncate", True)), len(sentences)
+    role = _role(body.get("prompt_name"), "prompt_name", default_role)
+    return EmbedRequest("inputs", source + sentences, role, truncate=_bool(body, "truncate", True)), len(sentences)
 
 
 def texts(value, field: str, max_texts: int) -> list[str]:
@@ -144,12 +144,12 @@ def _object(body) -> dict:
     return body
 
 
-def _prefix(name, field: str, default: str | None) -> str | None:
+def _role(name, field: str, default: str | None) -> str | None:
     if name is None:
         return default
-    if name not in PROMPT_NAMES:
+    if name not in ROLES:
         raise RequestError("validation", f"'{field}' must be 'query' or 'passage', not {name!r}", field)
-    return PROMPT_NAMES[name]
+    return name
 
 
 def _dimensions(value, hidden_size: int) -> int | None:

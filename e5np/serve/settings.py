@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ..batching import MAX_BATCH_TOKENS
 from ..cpu import PRECISIONS
 
-PREFIXES = {"none": None, "query": "query: ", "passage": "passage: "}
+PREFIX_CHOICES = ("none", "query", "passage")  # a role ("query", "passage": E5Model.role_prompt) or none
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ OPTIONS = [
     Option("--api-key", str, None, "require 'Authorization: Bearer KEY' (/health and /metrics stay open)"),
     Option("--precision", str, "fp32", "fp32 (exact), bf16 (AMX), auto", PRECISIONS),
     Option("--default-prefix", str, "none",
-           "prefix for requests that name none: query, passage, or none (texts as sent)", tuple(PREFIXES)),
+           "prefix for requests that name none: query, passage, or none (texts as sent)", PREFIX_CHOICES),
     Option("--served-model-name", str, None, "the 'model' in replies (default: the --model's last part)"),
     Option("--max-client-batch-size", int, 2048, "texts a request may hold at most"),
     Option("--max-batch-tokens", int, MAX_BATCH_TOKENS, "tokens the model thread takes per step at most"),
@@ -80,8 +80,9 @@ class ServeSettings:
         return self.served_model_name or self.model.rstrip("/").split("/")[-1]
 
     @property
-    def prefix(self) -> str | None:
-        return PREFIXES[self.default_prefix]
+    def role(self) -> str | None:
+        """The role of requests that name none: "query", "passage", or None (texts as sent)."""
+        return None if self.default_prefix == "none" else self.default_prefix
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
