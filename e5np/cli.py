@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="embed on Ray (pip install 'e5np[ray]'): auto, local[:CPUS], or a cluster address")
     corpus.add_argument("--actors", type=int, default=None, help="Ray actors (default: as many as the CPUs hold)")
     corpus.add_argument("--threads-per-actor", type=int, default=1, help="CPUs and threads of each Ray actor")
+    corpus.add_argument("--ship-model", choices=["auto", "always", "never"], default="auto",
+                        help="the model's files through Ray's object store to a copy on each node: auto (when the "
+                             "cluster has more than one node, used where a node's --model path differs), always, never")
 
     retrieval = commands.add_parser("evaluate-retrieval", parents=[model], help="nDCG@10, MAP@100, Recall@100 on a BEIR dataset")
     retrieval.add_argument("--corpus", type=Path, required=True)
@@ -138,7 +141,8 @@ def embed_corpus(args) -> int:
             raise E5npError("--ray writes Parquet shards (--format parquet)")
         from .distributed import embed_corpus_ray
         summary = embed_corpus_ray(model, args.input, args.output, address=args.ray, actors=args.actors,
-                                   threads_per_actor=args.threads_per_actor, shard_rows=args.shard_size, **options)
+                                   threads_per_actor=args.threads_per_actor, shard_rows=args.shard_size,
+                                   ship_model={"auto": "auto", "always": True, "never": False}[args.ship_model], **options)
     elif args.format == "parquet":
         from .shards import embed_corpus_parquet
         summary = embed_corpus_parquet(model, args.input, args.output, shard_rows=args.shard_size, **options)

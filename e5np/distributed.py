@@ -11,15 +11,20 @@ Two entry points:
 Threads: an actor holds ``num_cpus=threads`` and runs ``E5Model(num_threads=threads)`` with
 Numba's and OpenMP's thread counts set in its runtime environment: Ray does not narrow an actor's
 CPU affinity, and a library that sizes itself from it would start a thread per core of the node.
-Weights: a path every node can read; each actor checks the files' sha256 against the run's settings.
+Weights: a path every node can read, each actor checking the files' sha256 against the driver's;
+or, where the path is not the same on every node, the files shipped through the object store
+(``e5np.node_copies``: on by default when the cluster has more than one node, used by an actor only
+when its node's path differs; ``ship_model=True`` makes every actor load the node-local copy).
 """
 
 import json
 import os
-from dataclasses import asdict
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .corpus import CorpusError, model_hashes
+from .node_copies import model_folder, ship
 from .shards import Job, Shard, embed_shard, vectors_table
 
 THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -57,26 +62,43 @@ def _runtime_env(threads: int, env: dict | None = None) -> dict:
     return {"env_vars": {**{name: str(threads) for name in THREAD_VARIABLES}, **(env or {})}}
 
 
-class _Embedder:
-    """One per actor: the model, loaded once, on the files the run was planned with."""
+@dataclass(frozen=True)
+class ModelSource:
+    """Where actors find the model: ``folder`` if their node's files there have the driver's
+    ``hashes``, else (or always, with ``always_copy``) the ``shipped`` files' node-local copy."""
+    folder: str
+    hashes: dict
+    shipped: dict | None = None
+    always_copy: bool = False
 
-    def __init__(self, folder: str, model_args: dict, threads: int, expected: dict | None = None):
+
+def model_source(ray, folder, hashes: dict, ship_model="auto") -> ModelSource:
+    """``ship_model``: True (every actor loads a node-local copy), False (the path only), or
+    ``auto`` (shipped when the cluster has more than one node; used where the path differs)."""
+    if ship_model not in (True, False, "auto"):
+        raise ValueError(f"ship_model must be True, False or 'auto', not {ship_model!r}")
+    nodes = sum(1 for node in ray.nodes() if node["Alive"])
+    shipped = ship(ray, Path(folder), hashes) if ship_model is True or (ship_model == "auto" and nodes > 1) else None
+    return ModelSource(str(folder), hashes, shipped, ship_model is True)
+
+
+class _Embedder:
+    """One per actor: the model, loaded once, from files equal to the driver's."""
+
+    def __init__(self, source: ModelSource, model_args: dict, threads: int, precision: str | None = None):
         from .model import E5Model
 
-        if expected is not None:
-            found = model_hashes(Path(folder))
-            if found != expected["model_files"]:
-                raise CorpusError(f"{folder} on this node differs from the driver's model files "
-                                  f"({sorted(k for k in found if found[k] != expected['model_files'].get(k))})")
+        folder = model_folder(source.folder, source.hashes, source.shipped, source.always_copy)
+        self.from_copy = folder != Path(source.folder)
         self.model = E5Model(folder, num_threads=threads, **model_args)
-        if expected is not None and self.model.precision != expected["precision"]:
-            raise CorpusError(f"this node runs {self.model.precision}, the driver planned {expected['precision']}: "
+        if precision is not None and self.model.precision != precision:
+            raise CorpusError(f"this node runs {self.model.precision}, the driver planned {precision}: "
                               "vectors would differ; pass --precision explicitly")
 
 
 class ShardActor(_Embedder):
-    def __init__(self, folder, model_args, threads, job: Job):
-        super().__init__(folder, model_args, threads, job.settings)
+    def __init__(self, source, model_args, threads, job: Job):
+        super().__init__(source, model_args, threads, job.settings["precision"])
         self.job = job
 
     def __call__(self, batch: dict) -> dict:
@@ -90,46 +112,63 @@ class ShardActor(_Embedder):
                 os._exit(1)
             results.append(embed_shard(self.model, shard, self.job))
         import numba
+        import ray
 
-        threads = {"threads": self.model.num_threads, "numba_threads": numba.config.NUMBA_NUM_THREADS}
+        threads = {"threads": self.model.num_threads, "numba_threads": numba.config.NUMBA_NUM_THREADS,
+                   "model_copy": self.from_copy, "node": ray.get_runtime_context().get_node_id()}
         return {"result": [json.dumps({**r, **threads}) for r in results]}
 
 
 def ray_runner(folder: str, model_args: dict, address: str = "auto", actors: int | None = None, threads: int = 1,
-               env: dict | None = None):
+               env: dict | None = None, ship_model="auto"):
     """A ``runner`` for ``e5np.shards.embed_corpus_parquet`` that embeds the pending shards on Ray
-    actors (``env``: more variables for the actors' environment)."""
+    actors (``env``: more variables for the actors' environment; ``ship_model``: see ``model_source``)."""
     def run(pending: list[Shard], job: Job, record) -> None:
         if not pending:
             return
         ray = connect(address)
         ray.data.DataContext.get_current().enable_progress_bars = False
         pool = actor_pool(ray, actors, threads)
+        source = model_source(ray, folder, job.settings["model_files"], ship_model)
         items = [{**asdict(s), "header": json.dumps(s.header) if s.header else ""} for s in pending]
         ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            ShardActor, fn_constructor_kwargs={"folder": folder, "model_args": model_args, "threads": threads,
+            ShardActor, fn_constructor_kwargs={"source": source, "model_args": model_args, "threads": threads,
                                                "job": job},
             batch_size=1, compute=ray.data.ActorPoolStrategy(size=min(pool, len(items))), num_cpus=threads,
             runtime_env=_runtime_env(threads, env))
-        for row in ds.iter_rows():
-            record(json.loads(row["result"]))
+        with actor_errors(ray):
+            for row in ds.iter_rows():
+                record(json.loads(row["result"]))
     return run
 
 
+@contextmanager
+def actor_errors(ray):
+    """An e5np error raised in an actor (a node's model files differ, ...) reaches the user as
+    itself, not inside Ray's error with the actor's traceback."""
+    try:
+        yield
+    except ray.exceptions.RayError as error:
+        for line in reversed(str(error).splitlines()):
+            if "e5np.corpus.CorpusError: " in line:
+                raise CorpusError(line.split("CorpusError: ", 1)[1]) from None
+        raise
+
+
 def embed_corpus_ray(model, input_path, output_dir, *, address: str = "auto", actors: int | None = None,
-                     threads_per_actor: int = 1, env: dict | None = None, **kwargs):
+                     threads_per_actor: int = 1, env: dict | None = None, ship_model="auto", **kwargs):
     """``e5np.shards.embed_corpus_parquet`` with the shards embedded on Ray (same files, same bytes)."""
     from .shards import embed_corpus_parquet
 
     model_args = {"precision": model.precision_choice.requested, "max_length": model.max_length,
                   "max_batch_tokens": model.max_batch_tokens, "gemm": None if model.gemm.endswith("bf16") else model.gemm}
-    runner = ray_runner(str(model.folder.resolve()), model_args, address, actors, threads_per_actor, env)
+    runner = ray_runner(str(model.folder.resolve()), model_args, address, actors, threads_per_actor, env, ship_model)
     return embed_corpus_parquet(model, input_path, output_dir, runner=runner, **kwargs)
 
 
 class BatchActor(_Embedder):
-    def __init__(self, folder, model_args, threads, id_column, text_column, prefix):
-        super().__init__(folder, model_args, threads)
+    def __init__(self, source, model_args, threads, id_column, text_column, prefix):
+        super().__init__(source, model_args, threads)
         self.id_column, self.text_column, self.prefix = id_column, text_column, prefix
 
     def __call__(self, table):
@@ -139,15 +178,18 @@ class BatchActor(_Embedder):
 
 def embed_dataset(ds, folder, *, prefix: str | None = "passage: ", threads_per_actor: int = 1,
                   actors: int | None = None, id_column: str = "id", text_column: str = "text",
-                  batch_size: int = 1024, precision: str = "fp32", max_length: int | None = None):
+                  batch_size: int = 1024, precision: str = "fp32", max_length: int | None = None,
+                  ship_model="auto"):
     """A Ray Dataset with ``id_column`` and ``text_column`` -> one with the id, ``embedding``
     (fixed_size_list<float32>[dim]) and ``truncated``, lazily. Batches of ``batch_size`` rows
-    (give e5np 1,000 or more: it sorts each batch by length); each equals ``E5Model.encode`` bit for bit."""
+    (give e5np 1,000 or more: it sorts each batch by length); each equals ``E5Model.encode`` bit for bit.
+    Actors load ``folder`` where their node's files equal the driver's (``ship_model``: see ``model_source``)."""
     import ray
 
     pool = actor_pool(ray, actors, threads_per_actor)
+    source = model_source(ray, Path(folder).resolve(), model_hashes(Path(folder)), ship_model)
     return ds.map_batches(
-        BatchActor, fn_constructor_kwargs={"folder": str(folder), "model_args": {"precision": precision, "max_length": max_length},
+        BatchActor, fn_constructor_kwargs={"source": source, "model_args": {"precision": precision, "max_length": max_length},
                                            "threads": threads_per_actor, "id_column": id_column,
                                            "text_column": text_column, "prefix": prefix},
         batch_size=batch_size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=pool),

@@ -147,11 +147,12 @@ def embed_corpus_parquet(model, input_path, output_dir, *, fields: Fields = Fiel
         manifest["count"] = sum(s["rows"] for s in manifest["shards"])
         _write_json(output_dir / MANIFEST, manifest)
 
+    started = time.monotonic()
     (runner or local_runner(model))(pending, job, record)
     manifest["complete"] = len(manifest["shards"]) == len(shards)
     _write_json(output_dir / MANIFEST, manifest)
     return Summary(count=manifest["count"], truncated=sum(s["truncated"] for s in manifest["shards"]),
-                   skipped=manifest["skipped"])
+                   skipped=manifest["skipped"], seconds=time.monotonic() - started)
 
 
 def local_runner(model):

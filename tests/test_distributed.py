@@ -19,7 +19,7 @@ pytest.importorskip("pyarrow")
 
 from e5np import E5Model  # noqa: E402
 from e5np.corpus import CorpusError, read_corpus  # noqa: E402
-from e5np.distributed import embed_corpus_ray, embed_dataset  # noqa: E402
+from e5np.distributed import embed_corpus_ray, embed_dataset, ray_runner  # noqa: E402
 from e5np.shards import embed_corpus_parquet  # noqa: E402
 from texts import LONG, MULTILINGUAL  # noqa: E402
 
@@ -114,6 +114,24 @@ def test_a_pool_larger_than_the_cluster_is_refused(cluster, model, corpus, tmp_p
     with pytest.raises(CorpusError, match="need 4 CPUs, but the Ray cluster has 3"):
         embed_corpus_ray(model, corpus, tmp_path / "ray", actors=2, threads_per_actor=2, shard_rows=SHARD_ROWS)
     assert time.monotonic() - started < 30
+
+
+def test_a_node_whose_model_files_differ_is_refused_by_name(cluster, model, minilm_folder, corpus, tmp_path):
+    """The actors' path holds other files than the driver's (one changed config.json) and nothing
+    was shipped: a CorpusError naming the file, not Ray's error with the actor's traceback."""
+    other = tmp_path / "other-model"
+    for path in minilm_folder.rglob("*"):
+        if path.is_file():
+            target = other / path.relative_to(minilm_folder)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(path)
+    (other / "config.json").unlink()
+    (other / "config.json").write_text((minilm_folder / "config.json").read_text() + "\n")
+    runner = ray_runner(str(other), {}, actors=1, ship_model=False)
+    started = time.monotonic()
+    with pytest.raises(CorpusError, match=r"differs from the driver's model files \(\['config.json'\]\).*ship"):
+        embed_corpus_parquet(model, corpus, tmp_path / "ray", shard_rows=SHARD_ROWS, on_error="skip", runner=runner)
+    assert time.monotonic() - started < 60
 
 
 def test_embed_dataset_equals_encode(cluster, model, minilm_folder):
