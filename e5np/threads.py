@@ -24,6 +24,7 @@ from pathlib import Path
 TRIAL_PASSES, TRIAL_SECONDS = 3, 0.05  # a trial of the other count: 3 passes, or fewer that took 50 ms
 FIRST_TRIAL_AFTER = 1                  # passes' time before the first trial
 OTHERS_BUSY = 0.5                      # cores taken by other processes before one thread is worth a trial
+CORE_TAKEN = 0.8                       # others keeping a core this busy take it: all threads are not tried
 LOAD_WINDOW = 0.1                      # seconds over which that is measured (/proc/stat counts in 10 ms ticks)
 EXPLORE_EVERY = 50                     # then 50x the time it lost (at least its own time) before the next
 SLOWDOWN = 1.5                         # the running count this much slower than its best: try the other now
@@ -86,10 +87,10 @@ class SizeClass:
     and the trial of the other under way or the time until the next one."""
     __slots__ = ("estimate", "best", "current", "trial", "trial_passes", "trial_seconds", "until_trial")
 
-    def __init__(self, threads: int):
+    def __init__(self, threads: int, start: int):
         self.estimate = {threads: None, 1: None}
         self.best = {threads: float("inf"), 1: float("inf")}
-        self.current, self.trial, self.until_trial = threads, None, None  # None: set by the first pass
+        self.current, self.trial, self.until_trial = start, None, None  # None: set by the first pass
         self.trial_passes, self.trial_seconds = 0, 0.0
 
 
@@ -128,13 +129,14 @@ class ThreadChoice:
     Per size class: the running count's time per token is smoothed over its passes; now and then
     the other count gets a trial (a few passes; their mean is its estimate) and takes over if it
     was faster. One thread gets a trial only while other processes keep at least ``OTHERS_BUSY``
-    cores busy (``OtherLoad``): on an idle machine it only costs. Trials are spaced by what the last one cost (``EXPLORE_EVERY`` x the time it lost),
+    cores busy (``OtherLoad``): on an idle machine it only costs; all threads only while the others
+    leave a core for each (``CORE_TAKEN``). Trials are spaced by what the last one cost (``EXPLORE_EVERY`` x the time it lost),
     so they take a few percent at most whatever the pass size; a running count that gets slower
     than the other's estimate, or ``SLOWDOWN`` x slower than its own best, starts a trial at once,
     and so does a switch in another size (the frequent small passes notice a change first)."""
 
-    def __init__(self, threads: int, load: OtherLoad | None = None):
-        self.threads = threads
+    def __init__(self, threads: int, load: OtherLoad | None = None, machine_cores: int | None = None):
+        self.threads, self.machine_cores = threads, machine_cores or os.cpu_count() or threads
         self._sizes: dict[int, SizeClass] = {}
         self._first = True  # the process's first pass pays for loading machine code: not a measurement
         self._load = load if load is not None else (OtherLoad() if threads > 1 else None)
@@ -149,11 +151,25 @@ class ThreadChoice:
 
     def _worth_trying(self, size: SizeClass) -> bool:
         """One thread only gains where another process takes a core: on an idle machine all of them
-        measured 1.6 to 2x as fast, so a trial of one thread there would only cost."""
-        if size.current == 1 or self._load is None:
-            return True
+        measured 1.6 to 2x as fast, so a trial of one thread there would only cost. All threads
+        only gain where the others leave a core for each: beside one busy process on 2 cores they
+        measured 1.1 to 2.9x slower than one, so a trial there would only cost (the machine's
+        cores, as /proc/stat counts them, not this process's share)."""
+        if size.current == 1:
+            return self._cores_for_all()
+        others = self._others()
+        return others is None or others >= OTHERS_BUSY
+
+    def _others(self) -> float | None:
+        if self._load is None:
+            return None
         self._load.update()
-        return self._load.cores is None or self._load.cores >= OTHERS_BUSY
+        return self._load.cores
+
+    def _cores_for_all(self) -> bool:
+        """Do other processes leave a core for each of the threads (or is their load unknown)?"""
+        others = self._others()
+        return others is None or self.machine_cores - math.floor(others + 1 - CORE_TAKEN) >= self.threads
 
     def record(self, tokens: int, threads: int, seconds: float) -> None:
         if self.threads == 1 or self._first:
@@ -193,8 +209,8 @@ class ThreadChoice:
 
     def _size(self, tokens: int) -> SizeClass:
         k = max(tokens, 1).bit_length()
-        if k not in self._sizes:
-            self._sizes[k] = SizeClass(self.threads)
+        if k not in self._sizes:  # a size not seen yet starts where the load points
+            self._sizes[k] = SizeClass(self.threads, self.threads if self._cores_for_all() else 1)
         return self._sizes[k]
 
     def _other(self, threads: int) -> int:

@@ -53,6 +53,7 @@ class Load:
 
 
 IDLE, BUSY = 0.0, 1.0
+SOME = 0.6  # a neighbour keeping part of a core busy: both counts get trials (2 cores)
 
 
 def run(choice: ThreadChoice, seconds_for, passes: int, tokens: int = 12) -> list[int]:
@@ -66,7 +67,7 @@ def run(choice: ThreadChoice, seconds_for, passes: int, tokens: int = 12) -> lis
 
 def test_choice_follows_the_times():
     load = Load(IDLE)
-    choice = ThreadChoice(2, load)
+    choice = ThreadChoice(2, load, machine_cores=2)
     idle = {2: 0.006, 1: 0.010}
     picked = run(choice, idle.get, 400)
     assert picked == [2] * 400  # one thread is not tried while no other process is busy
@@ -79,15 +80,39 @@ def test_choice_follows_the_times():
     assert picked[-250:].count(2) >= 240
 
 
+def test_all_threads_are_not_tried_while_others_take_their_cores():
+    """On one thread beside a busy process (2 cores, one taken), a trial of 2 threads would only
+    cost: it waits until the others leave a core per thread, however slow one thread gets."""
+    load = Load(BUSY)
+    choice = ThreadChoice(2, load, machine_cores=2)
+    busy = {2: 0.026, 1: 0.011}
+    picked = run(choice, busy.get, 20)
+    assert picked[-15:] == [1] * 15
+    slowing = iter(0.011 * 1.01 ** i for i in range(1000))  # one thread gets slower and slower
+    assert run(choice, lambda t: next(slowing) if t == 1 else 0.026, 400) == [1] * 400
+    load.cores = 0.3  # the neighbour quietens: 2 threads get their trial
+    assert 2 in run(choice, {2: 0.006, 1: 0.010}.get, 50)
+
+
+def test_a_new_size_starts_where_the_load_points():
+    """Beside a busy process a size never seen starts on one thread (its first pass is not spent
+    on two); on an idle machine, on all of them."""
+    load = Load(BUSY)
+    choice = ThreadChoice(2, load, machine_cores=2)
+    assert choice.pick(12) == 1 and choice.pick(3000) == 1
+    load.cores = IDLE
+    assert choice.pick(100) == 2
+
+
 def test_choice_is_per_size():
-    choice = ThreadChoice(2, Load(BUSY))
+    choice = ThreadChoice(2, Load(SOME), machine_cores=2)
     run(choice, {2: 0.026, 1: 0.011}.get, 50, tokens=12)
     run(choice, {2: 0.5, 1: 0.9}.get, 50, tokens=3000)
     assert choice.pick(12) == 1 and choice.pick(3000) == 2
 
 
 def test_first_pass_compile_time_does_not_stick():
-    choice = ThreadChoice(2, Load(BUSY))
+    choice = ThreadChoice(2, Load(SOME), machine_cores=2)
     first = iter([5.0])  # the first pass pays for compiling
     picked = run(choice, lambda t: next(first, 0.006 if t == 2 else 0.010), 300)
     assert picked[:6].count(1) <= 3 and picked[-290:].count(2) >= 275  # trials of 1 thread aside
@@ -97,15 +122,15 @@ def test_noisy_two_threads_lose_to_one_on_average():
     """Beside a busy process, 2 threads are sometimes fast and often a time slice late: their mean
     is what counts, not a lucky pass."""
     rng = np.random.default_rng(0)
-    choice = ThreadChoice(2, Load(BUSY))
+    choice = ThreadChoice(2, Load(SOME), machine_cores=2)
     picked = run(choice, lambda t: 0.0065 if t == 1 else (0.004 if rng.random() < 0.6 else 0.025), 2000)
     assert picked[-1500:].count(1) >= 1400
 
 
 def test_a_switch_in_one_size_prompts_the_others():
     """Queries notice a busy neighbour first; the long passes, tried rarely, follow at once."""
-    load = Load(BUSY)  # busy throughout: both sizes try one thread and find two faster
-    choice = ThreadChoice(2, load)
+    load = Load(SOME)  # throughout: both sizes try one thread and find two faster
+    choice = ThreadChoice(2, load, machine_cores=2)
     idle, busy = {2: 0.006, 1: 0.010}, {2: 0.026, 1: 0.011}
     for _ in range(30):  # both sizes settle on 2 threads
         run(choice, idle.get, 10, tokens=12)
@@ -130,7 +155,7 @@ def test_other_load_counts_what_others_keep_busy(tmp_path, monkeypatch):
 
 
 def test_short_runs_pay_no_trial():
-    choice = ThreadChoice(2, Load(IDLE))
+    choice = ThreadChoice(2, Load(IDLE), machine_cores=2)
     assert run(choice, {2: 0.5, 1: 0.9}.get, 8, tokens=2000) == [2] * 8
 
 
