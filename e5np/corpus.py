@@ -46,8 +46,8 @@ def embed_corpus(model, input_path, output_dir, *, fields: Fields = Fields(), pr
                  progress: bool = True) -> Summary:
     """Embed every record of ``input_path`` into shards under ``output_dir`` (see module doc)."""
     input_path, output_dir, fmt = checked_paths(input_path, output_dir, on_error, fmt)
-    settings = _settings(model, input_path, fmt, fields, prefix, shard_size, on_error)
-    manifest = _open_manifest(output_dir, settings)
+    settings = corpus_settings(model, input_path, fmt, fields, prefix, shard_size, on_error)
+    manifest = open_manifest(output_dir, settings)
     summary = Summary(count=sum(s["rows"] for s in manifest["shards"]),
                       truncated=sum(s["truncated"] for s in manifest["shards"]),
                       skipped=list(manifest["skipped"]), resumed_at_line=manifest["lines_done"])
@@ -76,7 +76,7 @@ def embed_corpus(model, input_path, output_dir, *, fields: Fields = Fields(), pr
     _write_shard(model, output_dir, manifest, pending, pending_skips, last_line, prefix, batch_size, summary, bar)
     manifest["complete"] = True
     manifest["count"] = summary.count
-    _write_json(output_dir / MANIFEST, manifest)
+    write_json(output_dir / MANIFEST, manifest)
     bar.close()
     summary.seconds = time.perf_counter() - started
     return summary
@@ -120,24 +120,25 @@ def _write_shard(model, output_dir, manifest, records, skips, end_line, prefix, 
         bar.update(len(chunk))
     vectors = np.concatenate(vectors) if vectors else np.zeros((0, model.hidden_size), np.float32)
     names = {"embeddings": f"embeddings-{index:05d}.npy", "ids": f"ids-{index:05d}.jsonl"}
-    _atomic_write(output_dir / names["embeddings"], lambda f: np.save(f, np.asarray(vectors)))
+    atomic_write(output_dir / names["embeddings"], lambda f: np.save(f, np.asarray(vectors)))
     ids_text = "".join(json.dumps(r.id, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
-    _atomic_write(output_dir / names["ids"], lambda f: f.write(ids_text))
+    atomic_write(output_dir / names["ids"], lambda f: f.write(ids_text))
     manifest["shards"].append({
         **names, "rows": len(records), "first_line": records[0].line if records else None, "end_line": end_line,
         "truncated": truncated,
-        "sha256": {key: _sha256(output_dir / name) for key, name in names.items()},
+        "sha256": {key: sha256_file(output_dir / name) for key, name in names.items()},
     })
     manifest["skipped"] += skips
     manifest["lines_done"] = end_line
     manifest["count"] = summary.count + len(records)
-    _write_json(output_dir / MANIFEST, manifest)
+    write_json(output_dir / MANIFEST, manifest)
     summary.count += len(records)
     summary.truncated += truncated
     summary.skipped += skips
 
 
-def _settings(model, input_path, fmt, fields, prefix, shard_size, on_error) -> dict:
+def corpus_settings(model, input_path, fmt, fields, prefix, shard_size, on_error) -> dict:
+    """What decides a corpus run's output (both formats): a rerun with other settings is refused."""
     stat = input_path.stat()
     return {
         "model": str(model.folder), "model_files": model_hashes(model.folder),
@@ -148,7 +149,8 @@ def _settings(model, input_path, fmt, fields, prefix, shard_size, on_error) -> d
     }
 
 
-def _open_manifest(output_dir: Path, settings: dict) -> dict:
+def open_manifest(output_dir: Path, settings: dict) -> dict:
+    """The folder's manifest (a run to continue), or a new one; another run's settings are refused."""
     path = output_dir / MANIFEST
     if path.exists():
         manifest = json.loads(path.read_text(encoding="utf-8"))
@@ -166,15 +168,16 @@ def _open_manifest(output_dir: Path, settings: dict) -> dict:
 
 
 MODEL_FILES = ["config.json", "tokenizer.json", "vocab.txt", "tokenizer_config.json", "sentence_bert_config.json",
-               "modules.json", "1_Pooling/config.json", "config_sentence_transformers.json"]  # what shapes the vectors
+               "modules.json", "1_Pooling/config.json", "config_sentence_transformers.json",
+               "model.safetensors.index.json"]  # what shapes the vectors (and, shipped to Ray nodes, all a model loads)
 
 
 def model_hashes(folder: Path) -> dict:
     files = [folder / n for n in MODEL_FILES] + sorted(folder.glob("*.safetensors"))
-    return {str(p.relative_to(folder)): _sha256(p) for p in files if p.exists()}
+    return {str(p.relative_to(folder)): sha256_file(p) for p in files if p.exists()}
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
@@ -182,7 +185,8 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Written under a temporary name, flushed to disk, then renamed: a crash leaves old or new, whole."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         write(f)
@@ -191,9 +195,9 @@ def _atomic_write(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
-def _write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict) -> None:
     text = json.dumps(data, indent=1, ensure_ascii=False).encode("utf-8")
-    _atomic_write(path, lambda f: f.write(text))
+    atomic_write(path, lambda f: f.write(text))
 
 
 def _progress_bar(path: Path, done: int, show: bool):

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpus import (MANIFEST, CorpusError, Summary, _atomic_write, _open_manifest, _settings, _sha256, _write_json,
-                     checked_paths)
+from .corpus import (MANIFEST, CorpusError, Summary, atomic_write, checked_paths, corpus_settings, open_manifest,
+                     sha256_file, write_json)
 from .records import BadRow, ByteRange, Fields, read_records
 
 LINE_FORMATS = ("jsonl", "tsv", "text")  # one record per line: byte ranges split them cleanly
@@ -83,7 +83,7 @@ def plan_hash(shards: list[Shard]) -> str:
 
 def run_settings(model, input_path: Path, fmt: str, fields: Fields, prefix, shard_rows: int, on_error: str,
                  shards: list[Shard]) -> dict:
-    settings = _settings(model, input_path, fmt, fields, prefix, shard_rows, on_error)
+    settings = corpus_settings(model, input_path, fmt, fields, prefix, shard_rows, on_error)
     return {**settings, "output_format": "parquet", "plan_sha256": plan_hash(shards), "shards": len(shards)}
 
 
@@ -106,9 +106,9 @@ def embed_shard(model, shard: Shard, job: Job) -> dict:
     table = vectors_table("id", [r.id for r in records], vectors)
     table = table.replace_schema_metadata({"e5np": json.dumps(job.settings, sort_keys=True)})
     path = Path(job.output) / shard.file
-    _atomic_write(path, lambda f: pq.write_table(table, f))
+    atomic_write(path, lambda f: pq.write_table(table, f))
     return {"index": shard.index, "file": shard.file, "rows": len(records), "truncated": len(vectors.truncated),
-            "first_line": shard.first_line, "skipped": skipped, "sha256": _sha256(path),
+            "first_line": shard.first_line, "skipped": skipped, "sha256": sha256_file(path),
             "seconds": round(time.perf_counter() - started, 3)}
 
 
@@ -134,7 +134,7 @@ def embed_corpus_parquet(model, input_path, output_dir, *, fields: Fields = Fiel
     input_path, output_dir, fmt = checked_paths(input_path, output_dir, on_error, fmt)
     shards = plan_shards(input_path, fmt, shard_rows)
     settings = run_settings(model, input_path, fmt, fields, prefix, shard_rows, on_error, shards)
-    manifest = _open_manifest(output_dir, settings)
+    manifest = open_manifest(output_dir, settings)
     done = {s["index"] for s in manifest["shards"]}
     pending = [s for s in shards if s.index not in done]
     job = Job(str(input_path.resolve()), str(output_dir.resolve()), fmt, fields, prefix, on_error, batch_size, settings)
@@ -145,12 +145,12 @@ def embed_corpus_parquet(model, input_path, output_dir, *, fields: Fields = Fiel
         manifest["shards"] = sorted(manifest["shards"] + [result], key=lambda s: s["index"])
         manifest["skipped"] = sorted(manifest["skipped"] + result["skipped"], key=lambda s: s["line"])
         manifest["count"] = sum(s["rows"] for s in manifest["shards"])
-        _write_json(output_dir / MANIFEST, manifest)
+        write_json(output_dir / MANIFEST, manifest)
 
     started = time.monotonic()
     (runner or local_runner(model))(pending, job, record)
     manifest["complete"] = len(manifest["shards"]) == len(shards)
-    _write_json(output_dir / MANIFEST, manifest)
+    write_json(output_dir / MANIFEST, manifest)
     return Summary(count=manifest["count"], truncated=sum(s["truncated"] for s in manifest["shards"]),
                    skipped=manifest["skipped"], seconds=time.monotonic() - started)
 
