@@ -26,11 +26,11 @@ sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import make_fixtures  # noqa: E402
+from bf16_error_sources import with_linears  # noqa: E402
 from quality import sts_sentences  # noqa: E402
 from e5np import E5Model  # noqa: E402
 from e5np.evaluate import evaluate_sts  # noqa: E402
 from e5np.kernels import add_bias_, bias_gelu_  # noqa: E402
-from e5np.weights import Weights  # noqa: E402
 
 FIXTURES = {"all-MiniLM-L6-v2": make_fixtures.minilm, "e5-large-random": make_fixtures.e5_large_random}
 LINEARS = ("qkv", "attn_out", "ffn_in", "ffn_out")
@@ -85,9 +85,7 @@ def configurations(folder: Path) -> tuple[E5Model, dict[str, E5Model]]:
         label = f"{' + '.join(keep)} fp32" if keep else "all int8"
         layers = [dataclasses.replace(f, **{n: q for n, q in swapped.items() if n not in keep})
                   for f, swapped in zip(fp32.weights.layers, int8)]
-        model = E5Model(folder)
-        model.weights = Weights(model.weights.embeddings, layers)
-        models[label] = model
+        models[label] = with_linears(E5Model(folder), layers)
     return fp32, models
 
 

@@ -29,14 +29,14 @@ def main():
     args = parser.parse_args()
 
     import make_fixtures
-    from workloads import make_workload
+    from contention import workloads
 
     from e5np import E5Model
     from e5np.cpu import cpuinfo
 
     folder = make_fixtures.minilm()
-    queries = make_workload("queries", folder / "tokenizer.json")[:84]
-    passages = make_workload("passages", folder / "tokenizer.json")[:32]
+    work = workloads(folder)  # contention.py's: 84 single queries, passages in calls of 32
+    queries, passages = [call[0] for call in work["queries"]], work["passages"][0]
     other = {"1-thread": {"num_threads": 1}, "2-fixed": {"num_threads": 2, "adapt_threads": False}}[args.against]
     models = {"default": E5Model(folder, max_length=512), args.against: E5Model(folder, max_length=512, **other)}
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]

@@ -23,11 +23,11 @@ CHILD = """
 import json, statistics, sys, time
 sys.path[:0] = [{benchmarks!r}, {scripts!r}]
 import make_fixtures
-from workloads import make_workload
+from contention import workloads
 from e5np import E5Model
 folder = make_fixtures.minilm()
-queries = make_workload("queries", folder / "tokenizer.json")[:84]
-passages = make_workload("passages", folder / "tokenizer.json")[:32]
+work = workloads(folder)
+queries, passages = [call[0] for call in work["queries"]], work["passages"][0]
 model = E5Model(folder, max_length=512, adapt_threads={adapt})
 for q in queries[:20]:
     model.encode([q])

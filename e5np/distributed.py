@@ -20,11 +20,11 @@ when its node's path differs; ``ship_model=True`` makes every actor load the nod
 import json
 import os
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from .corpus import CorpusError, model_hashes
-from .node_copies import model_folder, ship
+from .node_copies import ModelSource, model_folder, model_source
 from .shards import Job, Shard, embed_shard, vectors_table
 
 THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -62,35 +62,15 @@ def _runtime_env(threads: int, env: dict | None = None) -> dict:
     return {"env_vars": {**{name: str(threads) for name in THREAD_VARIABLES}, **(env or {})}}
 
 
-@dataclass(frozen=True)
-class ModelSource:
-    """Where actors find the model: ``folder`` if their node's files there have the driver's
-    ``hashes``, else (or always, with ``always_copy``) the ``shipped`` files' node-local copy."""
-    folder: str
-    hashes: dict
-    shipped: dict | None = None
-    always_copy: bool = False
-
-
-def model_source(ray, folder, hashes: dict, ship_model="auto") -> ModelSource:
-    """``ship_model``: True (every actor loads a node-local copy), False (the path only), or
-    ``auto`` (shipped when the cluster has more than one node; used where the path differs)."""
-    if ship_model not in (True, False, "auto"):
-        raise ValueError(f"ship_model must be True, False or 'auto', not {ship_model!r}")
-    nodes = sum(1 for node in ray.nodes() if node["Alive"])
-    shipped = ship(ray, Path(folder), hashes) if ship_model is True or (ship_model == "auto" and nodes > 1) else None
-    return ModelSource(str(folder), hashes, shipped, ship_model is True)
-
-
 class _Embedder:
     """One per actor: the model, loaded once, from files equal to the driver's."""
 
     def __init__(self, source: ModelSource, model_args: dict, threads: int, precision: str | None = None):
         from .model import E5Model
 
-        folder = model_folder(source.folder, source.hashes, source.shipped, source.always_copy)
-        self.from_copy = folder != Path(source.folder)
+        folder = model_folder(source)
         self.model = E5Model(folder, num_threads=threads, **model_args)
+        self.from_copy = folder != Path(source.folder)
         if precision is not None and self.model.precision != precision:
             raise CorpusError(f"this node runs {self.model.precision}, the driver planned {precision}: "
                               "vectors would differ; pass --precision explicitly")
@@ -98,8 +78,13 @@ class _Embedder:
 
 class ShardActor(_Embedder):
     def __init__(self, source, model_args, threads, job: Job):
+        import numba
+        import ray
+
         super().__init__(source, model_args, threads, job.settings["precision"])
         self.job = job
+        self.report = {"threads": self.model.num_threads, "numba_threads": numba.config.NUMBA_NUM_THREADS,
+                       "model_copy": self.from_copy, "node": ray.get_runtime_context().get_node_id()}
 
     def __call__(self, batch: dict) -> dict:
         rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
@@ -111,12 +96,7 @@ class ShardActor(_Embedder):
                 open(os.environ["E5NP_TEST_CRASH_ONCE"], "w").close()  # tests: this actor dies mid-shard, once
                 os._exit(1)
             results.append(embed_shard(self.model, shard, self.job))
-        import numba
-        import ray
-
-        threads = {"threads": self.model.num_threads, "numba_threads": numba.config.NUMBA_NUM_THREADS,
-                   "model_copy": self.from_copy, "node": ray.get_runtime_context().get_node_id()}
-        return {"result": [json.dumps({**r, **threads}) for r in results]}
+        return {"result": [json.dumps({**r, **self.report}) for r in results]}
 
 
 def ray_runner(folder: str, model_args: dict, address: str = "auto", actors: int | None = None, threads: int = 1,

@@ -1,6 +1,6 @@
-"""The model's files on a Ray node that cannot read the driver's path.
+"""Where a Ray actor finds the model: the driver's path, or a copy on its node.
 
-The driver puts the raw files into Ray's object store once (``ship``); an actor that needs them
+``model_source`` (on the driver) says where; ``model_folder`` (in the actor) finds it. The driver puts the raw files into Ray's object store once (``ship``); an actor that needs them
 (``model_folder``) writes them to a folder on its own node, named by the files' sha256: the
 first actor of a node writes under a file lock, the others wait on the lock and load the copy.
 The copy is written under a temporary name and renamed, so a folder that exists is whole, and
@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,27 +22,46 @@ from .corpus import CorpusError, model_hashes
 CACHE_VARIABLE = "E5NP_NODE_MODEL_CACHE"  # where the copies go (default ~/.cache/e5np/ray-models)
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """Where actors find the model: ``folder`` if their node's files there have the driver's
+    ``hashes``, else (or always, with ``always_copy``) the ``shipped`` files' node-local copy."""
+    folder: str
+    hashes: dict
+    shipped: dict | None = None
+    always_copy: bool = False
+
+
+def model_source(ray, folder, hashes: dict, ship_model="auto") -> ModelSource:
+    """``ship_model``: True (every actor loads a node-local copy), False (the path only), or
+    ``auto`` (shipped when the cluster has more than one node; used where the path differs)."""
+    if ship_model not in (True, False, "auto"):
+        raise ValueError(f"ship_model must be True, False or 'auto', not {ship_model!r}")
+    nodes = sum(1 for node in ray.nodes() if node["Alive"])
+    shipped = ship(ray, Path(folder), hashes) if ship_model is True or (ship_model == "auto" and nodes > 1) else None
+    return ModelSource(str(folder), hashes, shipped, ship_model is True)
+
+
 def ship(ray, folder: Path, hashes: dict) -> dict:
     """Object references to the raw bytes of each model file (memory-mapped, copied once into the store)."""
     return {name: ray.put(np.memmap(folder / name, np.uint8, "r") if (folder / name).stat().st_size else b"")
             for name in hashes}
 
 
-def model_folder(folder: str, hashes: dict, shipped: dict | None, always_copy: bool) -> Path:
-    """The folder this actor loads: ``folder`` when its files are the driver's, else a node-local
-    copy of the shipped files (always, if ``always_copy``); refused by name when neither is there."""
-    if not always_copy:
-        found = model_hashes(Path(folder)) if Path(folder).is_dir() else {}
-        if found == hashes:
-            return Path(folder)
-        if shipped is None:
-            differing = sorted(set(found) ^ set(hashes) | {k for k in found if found[k] != hashes.get(k)})
+def model_folder(source: ModelSource) -> Path:
+    """The folder this actor loads: ``source.folder`` when its files are the driver's, else a
+    node-local copy of the shipped files (always, with ``always_copy``); refused by name when neither is there."""
+    if not source.always_copy:
+        folder = Path(source.folder)
+        found = model_hashes(folder) if folder.is_dir() else {}
+        if found == source.hashes:
+            return folder
+        if source.shipped is None:
+            differing = sorted(set(found) ^ set(source.hashes) | {k for k in found if found[k] != source.hashes.get(k)})
             problem = f"differs from the driver's model files ({differing})" if found else "is not there"
             raise CorpusError(f"{folder} on this node {problem}: give a path every node can read, or ship the "
                               "model through Ray's object store (ship_model=True, --ship-model)")
-    if shipped is None:
-        raise CorpusError("always_copy without shipped model files")
-    return _node_copy(hashes, shipped)
+    return _node_copy(source.hashes, source.shipped)
 
 
 def _node_copy(hashes: dict, shipped: dict) -> Path:

@@ -147,12 +147,12 @@ def embed_corpus_parquet(model, input_path, output_dir, *, fields: Fields = Fiel
         manifest["count"] = sum(s["rows"] for s in manifest["shards"])
         write_json(output_dir / MANIFEST, manifest)
 
-    started = time.monotonic()
+    started = time.perf_counter()
     (runner or local_runner(model))(pending, job, record)
     manifest["complete"] = len(manifest["shards"]) == len(shards)
     write_json(output_dir / MANIFEST, manifest)
     return Summary(count=manifest["count"], truncated=sum(s["truncated"] for s in manifest["shards"]),
-                   skipped=manifest["skipped"], seconds=time.monotonic() - started)
+                   skipped=manifest["skipped"], seconds=time.perf_counter() - started)
 
 
 def local_runner(model):
