@@ -71,7 +71,7 @@ def region_cost() -> None:
 
 
 if __name__ == "__main__":
-    from e5np.cpu import cpuinfo
+    from e5np.runtime import cpuinfo
 
     print(f"{cpuinfo('model name')}, {time.strftime('%Y-%m-%d %H:%M')}")
     count_regions()

@@ -29,8 +29,8 @@ import make_fixtures  # noqa: E402
 from quality import e5np_scifact_ndcg10, sts_sentences  # noqa: E402
 from e5np import E5Model  # noqa: E402
 from e5np.kernels import bf16  # noqa: E402
-from e5np.linear import Linear  # noqa: E402
-from e5np.weights import Weights  # noqa: E402
+from e5np.engine.linear import Linear  # noqa: E402
+from e5np.engine.weights import Weights  # noqa: E402
 
 FIXTURES = {"e5-large-random": make_fixtures.e5_large_random, "all-MiniLM-L6-v2": make_fixtures.minilm}
 EXACT_ALONE = ("qkv", "attn_out", "ffn_in")

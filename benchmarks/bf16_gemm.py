@@ -12,9 +12,9 @@ import time
 
 import numpy as np
 
-from e5np.cpu import choose_precision, cpuinfo
+from e5np.runtime import choose_precision, cpuinfo
 from e5np.kernels import bf16, gemm
-from e5np.linear import bf16_kernels
+from e5np.kernels import bf16_kernels
 
 # (tokens M, in K, out N): a batch of 32 queries and of 32 passages through e5-large's Linear layers
 SHAPES = [(448, 1024, 3072), (448, 1024, 4096), (448, 4096, 1024), (2304, 1024, 3072), (2304, 1024, 4096),

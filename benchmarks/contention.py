@@ -109,7 +109,7 @@ def run_condition(condition: str, folder: Path, rounds: int) -> dict | None:
 
 
 def table(results: dict) -> str:
-    from e5np.cpu import cpuinfo
+    from e5np.runtime import cpuinfo
     lines = [f"CPU: {cpuinfo('model name')}, {os.cpu_count()} vCPUs; model {results['model']}; "
              f"medians of {results['rounds']} rounds, seconds; {results['date']}", "",
              "| condition | workload | " + " | ".join(SYSTEMS) + " | default / 1 thread | default / 2 fixed |",

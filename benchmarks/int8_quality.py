@@ -29,7 +29,7 @@ import make_fixtures  # noqa: E402
 from bf16_error_sources import with_linears  # noqa: E402
 from quality import sts_sentences  # noqa: E402
 from e5np import E5Model  # noqa: E402
-from e5np.evaluate import evaluate_sts  # noqa: E402
+from e5np.evaluation import evaluate_sts  # noqa: E402
 from e5np.kernels import add_bias_, bias_gelu_  # noqa: E402
 
 FIXTURES = {"all-MiniLM-L6-v2": make_fixtures.minilm, "e5-large-random": make_fixtures.e5_large_random}
@@ -45,7 +45,7 @@ def quantize(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclasses.dataclass
 class Int8Linear:
-    """Duck-typed ``e5np.linear.Linear`` (float32 rows in and out) on the int8 scheme."""
+    """Duck-typed ``e5np.engine.linear.Linear`` (float32 rows in and out) on the int8 scheme."""
     weight_q: np.ndarray  # [N, K] integers
     weight_scale: np.ndarray  # [N]
     bias: np.ndarray
@@ -106,7 +106,7 @@ def main():
     parser.add_argument("--models", nargs="*", default=["all-MiniLM-L6-v2"], choices=list(FIXTURES))
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     args = parser.parse_args()
-    from e5np.cpu import cpuinfo
+    from e5np.runtime import cpuinfo
 
     texts = sts_sentences(args.data)
     out = REPO / "benchmarks" / "results" / "int8-quality.json"

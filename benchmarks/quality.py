@@ -6,7 +6,7 @@
 
 STS-B test (cosine Spearman) and BEIR SciFact (nDCG@10) on all-MiniLM-L6-v2 (no prefix,
 max length 256, documents as title + " " + text), the settings of MTEB's published figures.
-Both systems are scored by the same code (e5np.metrics, checked against pytrec_eval in the
+Both systems are scored by the same code (e5np.evaluation.metrics, checked against pytrec_eval in the
 tests); e5np runs in fp32 and in bf16. Then the reduced-precision systems (e5np bf16,
 transformers bf16, ONNX Runtime dynamic int8) are compared with e5np fp32 text by text (cosine)
 on the STS-B test sentences, on real MiniLM and on the e5-large-size fixture. Each system runs in
@@ -30,9 +30,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import make_fixtures  # noqa: E402
 from e5np import E5Model  # noqa: E402
-from e5np.evaluate import NO_PREFIXES, evaluate_retrieval, evaluate_sts, read_qrels, read_sts  # noqa: E402
-from e5np.metrics import retrieval_metrics  # noqa: E402
-from e5np.records import Fields, read_records  # noqa: E402
+from e5np.evaluation import NO_PREFIXES, evaluate_retrieval, evaluate_sts, read_qrels, read_sts  # noqa: E402
+from e5np.evaluation import retrieval_metrics  # noqa: E402
+from e5np.corpus import Fields, read_records  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 PUBLISHED = {"stsb_spearman": 0.82032, "scifact_ndcg10": 0.64508}  # MTEB, mteb 1.12.75
@@ -166,7 +166,7 @@ def main():
     results["published (MTEB)"] = PUBLISHED
     cosine_systems = COSINE_SYSTEMS if args.cosine_systems is None else args.cosine_systems
     cosines = {name: cosines_to_fp32(FIXTURES[name](), args.data, cosine_systems) for name in args.cosines_on}
-    from e5np.cpu import choose_precision, cpuinfo
+    from e5np.runtime import choose_precision, cpuinfo
     report = {"date": time.strftime("%Y-%m-%d"), "model": str(folder), "cpu": cpuinfo("model name"),
               "bf16_path": choose_precision("bf16").path, "scores": results, "seconds": seconds,
               "cosine_to_e5np_fp32": cosines}

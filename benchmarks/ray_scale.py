@@ -84,7 +84,7 @@ def main():
         fixed.append(run_cli(tiny, work / "tiny-out", minilm, RUNS["Ray, 2 actors x 1 thread"], args.shard_rows))
     texts = [json.loads(line)["text"] for line in lines[:64]]
     rates = {} if args.no_rates else actor_rates(large, texts)
-    from e5np.cpu import cpuinfo
+    from e5np.runtime import cpuinfo
 
     result = {"cpu": cpuinfo("model name") or platform.machine(),
               "date": time.strftime("%Y-%m-%d %H:%M"), "passages": args.passages, "shard_rows": args.shard_rows, "seconds": times,

@@ -27,7 +27,7 @@ import make_fixtures  # noqa: E402
 from checks import cosine_rows  # noqa: E402
 from quality import exact_run, scifact, sentence_transformer  # noqa: E402
 from e5np import E5Model  # noqa: E402
-from e5np.metrics import query_metrics  # noqa: E402
+from e5np.evaluation import query_metrics  # noqa: E402
 
 GATE = 0.001
 SCALES = (1.0, 0.25, 1 / 16, 1 / 64)

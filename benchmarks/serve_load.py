@@ -253,7 +253,7 @@ def main():
     if args.model is None:
         import make_fixtures
         args.model = make_fixtures.minilm()
-    from e5np.cpu import cpuinfo
+    from e5np.runtime import cpuinfo
     kinds = request_kinds(args.model)
     results = {"cpu": f"{cpuinfo('model name')}, {os.cpu_count()} vCPUs", "model": args.model.name,
                "date": time.strftime("%Y-%m-%d %H:%M"), "seconds": args.seconds,

@@ -55,7 +55,7 @@ def worker(system: str, folder: str, workloads: list[str], started: float) -> di
 
 def real_tokens(folder: Path, name: str) -> int:
     from workloads import make_workload
-    from e5np.tokenization import ModelTokenizer
+    from e5np.engine.tokenization import ModelTokenizer
     tokenizer = ModelTokenizer.from_folder(folder, 512)
     return sum(len(ids) for ids in tokenizer.tokenize(make_workload(name, folder / "tokenizer.json")).ids)
 
@@ -101,8 +101,8 @@ elif which == "e5np":
     p = gemm.pack_weight(w)
     print(med(lambda: gemm.matmul_packed_(out, x, p)))
 else:  # e5np-bf16: the bf16 GEMM alone (AMX, else AVX512-BF16), activations already in bf16 tiles (as torch's are bf16)
-    from e5np.cpu import choose_precision
-    from e5np.linear import bf16_kernels
+    from e5np.runtime import choose_precision
+    from e5np.kernels import bf16_kernels
     path = choose_precision("bf16").path
     assert path != "fp32", "no bf16 path on this CPU"
     matmul_bf16_ = bf16_kernels("amx-bf16" if path == "bf16-amx" else "avx512-bf16").matmul_bf16_

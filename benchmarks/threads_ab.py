@@ -32,7 +32,7 @@ def main():
     from contention import workloads
 
     from e5np import E5Model
-    from e5np.cpu import cpuinfo
+    from e5np.runtime import cpuinfo
 
     folder = make_fixtures.minilm()
     work = workloads(folder)  # contention.py's: 84 single queries, passages in calls of 32

@@ -45,7 +45,7 @@ def main():
     parser.add_argument("--busy", type=int, default=0)
     parser.add_argument("--fixed", action="store_true")
     args = parser.parse_args()
-    from e5np.cpu import cpuinfo
+    from e5np.runtime import cpuinfo
 
     code = CHILD.format(benchmarks=str(HERE), scripts=str(HERE.parent / "scripts"), adapt=not args.fixed)
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]

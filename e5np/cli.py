@@ -20,10 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .batching import MAX_BATCH_TOKENS
-from .cpu import PRECISIONS
+from .engine import MAX_BATCH_TOKENS
 from .errors import E5npError
-from .serve.settings import PREFIX_CHOICES, add_arguments as add_serve_arguments
+from .runtime import PRECISIONS
+from .serve import PREFIX_CHOICES
+from .serve import add_arguments as add_serve_arguments
+
 
 def role_text(model, name: str) -> str | None:
     """``--prefix query|passage|none``: E5's "query: " / "passage: ", or the model's own prompt for
@@ -101,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_model(args):
-    from .model import E5Model
+    from .engine import E5Model
 
     if args.batch_size < 1:
         raise E5npError(f"--batch-size must be at least 1, not {args.batch_size}")
@@ -128,8 +130,8 @@ def embed(args) -> int:
 
 
 def embed_corpus(args) -> int:
+    from .corpus import Fields
     from .corpus import embed_corpus as run
-    from .records import Fields
 
     if args.shard_size < 1:
         raise E5npError(f"--shard-size must be at least 1, not {args.shard_size}")
@@ -144,7 +146,7 @@ def embed_corpus(args) -> int:
                                    threads_per_actor=args.threads_per_actor, shard_rows=args.shard_size,
                                    ship_model={"auto": "auto", "always": True, "never": False}[args.ship_model], **options)
     elif args.format == "parquet":
-        from .shards import embed_corpus_parquet
+        from .corpus import embed_corpus_parquet
         summary = embed_corpus_parquet(model, args.input, args.output, shard_rows=args.shard_size, **options)
     else:
         summary = run(model, args.input, args.output, shard_size=args.shard_size, progress=not args.quiet, **options)
@@ -156,7 +158,8 @@ def embed_corpus(args) -> int:
 
 
 def evaluate_retrieval(args) -> int:
-    from .evaluate import NO_PREFIXES, Prefixes, evaluate_retrieval as run
+    from .evaluation import NO_PREFIXES, Prefixes
+    from .evaluation import evaluate_retrieval as run
 
     model = load_model(args)
     prefixes = Prefixes(role_text(model, "query"), role_text(model, "passage")) if args.prefixes == "e5" else NO_PREFIXES
@@ -167,7 +170,7 @@ def evaluate_retrieval(args) -> int:
 
 
 def evaluate_sts(args) -> int:
-    from .evaluate import evaluate_sts as run
+    from .evaluation import evaluate_sts as run
 
     model = load_model(args)
     scores = run(model, args.file, prefix=role_text(model, args.prefix), batch_size=args.batch_size)
@@ -181,15 +184,25 @@ def info(args) -> int:
 
     import numba
 
-    from .cpu import AMX_FLAGS, AVX512_BF16_FLAG, amx_problem, avx512_bf16_problem, choose_precision, cpu_flags, cpuinfo
-    from .measure import cache_file, measure, measured
-    from .threads import usable_cpus
+    from .runtime import (
+        AMX_FLAGS,
+        AVX512_BF16_FLAG,
+        amx_problem,
+        avx512_bf16_problem,
+        choose_precision,
+        cpu_flags,
+        cpuinfo,
+        gemm_probe_file,
+        measure_gemms,
+        measured_gemms,
+        usable_cpus,
+    )
 
     flags = cpu_flags()
     if args.measure:
         paths = ["fp32"] + [p for p, problem in (("bf16-amx", amx_problem), ("bf16-avx512", avx512_bf16_problem))
                             if problem() is None]
-        measure(paths)
+        measure_gemms(paths)
     choice = choose_precision(args.precision)
     print(f"e5np {importlib.metadata.version('e5np')}, numba {numba.__version__}, numpy {np.__version__}")
     name = cpuinfo("model name") or platform.processor() or platform.machine()
@@ -198,10 +211,10 @@ def info(args) -> int:
     cpus, why = usable_cpus()
     print(f"threads: {cpus} by default ({why}); each forward pass runs on 1 or all of them, whichever "
           "measured faster for passes of its size")
-    rates = measured()
+    rates = measured_gemms()
     if rates:
         print("GEMM alone, e5-large's FFN shapes: " + ", ".join(f"{p} {r:.0f} GFLOP/s" for p, r in rates.items())
-              + f" (cached in {cache_file()})")
+              + f" (cached in {gemm_probe_file()})")
     else:
         print("GEMM paths not measured on this CPU yet: e5np info --measure")
     print(f"precision {args.precision!r} -> {choice.path}: {choice.reason}")
@@ -209,10 +222,10 @@ def info(args) -> int:
 
 
 def serve(args) -> int:
-    from .serve.settings import from_arguments
+    from .serve import from_arguments
 
     try:
-        from .serve.server import serve as run
+        from .serve import serve as run
     except ImportError as e:
         raise E5npError(f"e5np serve needs the serve extra ({e.name} is missing): pip install 'e5np[serve]'") from None
     return run(from_arguments(args))

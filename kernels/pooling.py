@@ -17,6 +17,7 @@ from numba import prange
 from .jit import kernel
 
 MEAN, CLS, MAX, MEAN_SQRT_LEN = 0, 1, 2, 3
+MODES = {"mean": MEAN, "cls": CLS, "max": MAX, "mean_sqrt_len_tokens": MEAN_SQRT_LEN}  # sentence-transformers' names
 
 
 @kernel(parallel=True)

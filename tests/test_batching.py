@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from e5np.batching import length_sorted_batches
+from e5np.engine.batching import length_sorted_batches
 
 
 @pytest.mark.parametrize("batch_size, max_tokens", [(32, 10**6), (4, 10**6), (32, 100), (3, 60), (32, 1)])

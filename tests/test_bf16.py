@@ -17,8 +17,9 @@ from scipy.special import erfc
 import tolerances as tol
 from checks import cosine_rows
 from conftest import model_folder
-from e5np import E5Model, encoder
-from e5np.cpu import amx_problem, avx512_bf16_problem, choose_precision
+from e5np import E5Model
+from e5np.engine import encoder
+from e5np.runtime import amx_problem, avx512_bf16_problem, choose_precision
 from e5np.kernels import bf16
 from texts import PARITY_TEXTS
 

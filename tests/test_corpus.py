@@ -11,7 +11,7 @@ import pytest
 
 from e5np import E5Model
 from e5np.corpus import CorpusError, embed_corpus, read_corpus
-from e5np.records import ByteRange, Fields, Record, read_records
+from e5np.corpus import ByteRange, Fields, Record, read_records
 
 
 def run_cli(*args, **kwargs):
@@ -175,8 +175,8 @@ def test_memory_stays_bounded_on_a_large_corpus(tmp_path, tiny_folder):
 
 @pytest.mark.parametrize("fmt", ["jsonl", "tsv", "txt"])
 def test_planned_parts_read_the_same_records_as_the_whole_file(tmp_path, fmt):
-    """e5np.shards plans byte ranges; each part read alone gives the records the whole file gives, numbered alike."""
-    from e5np.shards import plan_shards
+    """e5np.corpus.parquet_shards plans byte ranges; each part read alone gives the records the whole file gives, numbered alike."""
+    from e5np.corpus.parquet_shards import plan_shards
 
     path = tmp_path / f"c.{fmt}"
     if fmt == "jsonl":
@@ -194,7 +194,7 @@ def test_planned_parts_read_the_same_records_as_the_whole_file(tmp_path, fmt):
 
 
 def test_parquet_output_equals_npy_output_and_csv_is_refused(tmp_path, model):
-    from e5np.shards import embed_corpus_parquet
+    from e5np.corpus import embed_corpus_parquet
 
     corpus = write_jsonl(tmp_path / "corpus.jsonl", ROWS)
     embed_corpus(model, corpus, tmp_path / "npy", shard_size=7, progress=False)

@@ -20,7 +20,7 @@ pytest.importorskip("pyarrow")
 from e5np import E5Model  # noqa: E402
 from e5np.corpus import CorpusError, read_corpus  # noqa: E402
 from e5np.distributed import embed_corpus_ray, embed_dataset, ray_runner  # noqa: E402
-from e5np.shards import embed_corpus_parquet  # noqa: E402
+from e5np.corpus import embed_corpus_parquet  # noqa: E402
 from texts import LONG, MULTILINGUAL  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)

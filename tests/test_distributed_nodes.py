@@ -18,8 +18,8 @@ from ray.cluster_utils import Cluster  # noqa: E402
 from e5np import E5Model  # noqa: E402
 from e5np.corpus import model_hashes, read_corpus  # noqa: E402
 from e5np.distributed import embed_corpus_ray, embed_dataset  # noqa: E402
-from e5np.node_copies import CACHE_VARIABLE  # noqa: E402
-from e5np.shards import embed_corpus_parquet  # noqa: E402
+from e5np.distributed.node_copies import CACHE_VARIABLE  # noqa: E402
+from e5np.corpus import embed_corpus_parquet  # noqa: E402
 
 pytestmark = pytest.mark.timeout(400)
 SHARD_ROWS = 20

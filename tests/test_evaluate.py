@@ -10,8 +10,8 @@ import pytrec_eval
 from scipy.stats import spearmanr
 
 from e5np import E5Model
-from e5np.evaluate import NO_PREFIXES, E5_PREFIXES, search
-from e5np.records import Fields, read_records
+from e5np.evaluation import NO_PREFIXES, E5_PREFIXES, search
+from e5np.corpus import Fields, read_records
 from make_fixtures import SHARED
 
 DOCS = ["The Eiffel Tower is in Paris.", "Photosynthesis turns light into chemical energy.",
@@ -83,7 +83,7 @@ def test_stsb_matches_sentence_transformers(minilm_folder):
     assert result.returncode == 0, result.stderr
     ours = json.loads(result.stdout)
     from sentence_transformers import SentenceTransformer
-    from e5np.evaluate import read_sts
+    from e5np.evaluation import read_sts
     gold, first, second = read_sts(path)
     st = SentenceTransformer(str(minilm_folder), device="cpu")
     a, b = st.encode(first, normalize_embeddings=True), st.encode(second, normalize_embeddings=True)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import model_folder
-from e5np import E5Model, encoder
+from e5np import E5Model
+from e5np.engine import encoder
 from texts import PARITY_TEXTS
 
 TEXTS = PARITY_TEXTS

@@ -9,8 +9,8 @@ import pytest
 import tolerances as tol
 from checks import assert_close
 from e5np import kernels
-from e5np.batching import pack_padded
-from e5np.sentence_modules import POOLING_MODES
+from e5np.engine.batching import pack_padded
+from e5np.kernels.pooling import MODES as POOLING_MODES
 from e5np.kernels import reference as ref
 from e5np.kernels.jobs import job_counter, next_job
 

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from e5np import E5Model, ModelFileError, UnsupportedModelError, word_rows
-from e5np.checkpoint import read_tensors
-from e5np.config import BertConfig
-from e5np.word_rows import WordRows
+from e5np import E5Model, ModelFileError, UnsupportedModelError
+from e5np.engine import word_rows
+from e5np.engine.checkpoint import read_tensors
+from e5np.engine.config import BertConfig
+from e5np.engine.word_rows import WordRows
 from texts import PARITY_TEXTS
 
 SHARED_CONFIGS = ["e5-large", "e5-large-v2", "e5-base-v2", "e5-small-v2"]
@@ -179,7 +180,8 @@ RSS_OF_FILE = """
 import sys, numpy as np
 from pathlib import Path
 from tokenizers import Tokenizer
-from e5np import E5Model, word_rows
+from e5np import E5Model
+from e5np.engine import word_rows
 word_rows.READ_FROM_FILE_ABOVE = 0 if sys.argv[2] == "file" else 2**62
 folder = Path(sys.argv[1])
 model = E5Model(folder)

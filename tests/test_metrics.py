@@ -1,11 +1,11 @@
-"""e5np.metrics against pytrec_eval (trec_eval's own code), the reference BEIR and MTEB use."""
+"""e5np.evaluation.metrics against pytrec_eval (trec_eval's own code), the reference BEIR and MTEB use."""
 
 import random
 
 import pytest
 import pytrec_eval
 
-from e5np.metrics import rank, retrieval_metrics
+from e5np.evaluation import rank, retrieval_metrics
 
 
 def pytrec(qrels, run, k):

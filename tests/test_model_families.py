@@ -18,7 +18,7 @@ from checks import assert_close
 from conftest import model_folder
 from e5np import E5Model
 from e5np.errors import ModelFileError, UnsupportedModelError
-from e5np.sentence_modules import INSTRUCT, SentenceModules
+from e5np.engine.sentence_modules import INSTRUCT, SentenceModules
 from texts import MODEL_CARD_QUERIES, MULTILINGUAL, PARITY_TEXTS
 
 ST_FOLDERS = ["paraphrase-MiniLM-L3-v2", "bge-small-random", "multilingual-e5-small-q4", "multilingual-e5-base-random"]

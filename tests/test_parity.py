@@ -1,4 +1,5 @@
-"""e5np against transformers, layer by layer, on every fixture model and both GEMMs.
+"""e5np against transformers, layer by layer, on every fixture model and both GEMMs; and the plain
+NumPy model (``e5np.reference_model``) against both.
 
 Gates (tests/tolerances.py): per-text cosine >= 0.999999 and max |diff| <= 1e-6 on normalized
 embeddings vs HF fp32 (eager); e5np's error vs HF float64 within 1.5x HF fp32's own error, on e5np's
@@ -16,7 +17,7 @@ import hf_reference
 import tolerances as tol
 from checks import assert_close, cosine_rows
 from conftest import model_folder
-from e5np import E5Model
+from e5np import E5Model, reference_model
 from texts import MODEL_CARD_INPUTS, MODEL_CARD_PASSAGES, MODEL_CARD_QUERIES, PARITY_TEXTS
 
 MODELS = ["all-MiniLM-L6-v2", "paraphrase-MiniLM-L3-v2", "multilingual-e5-small-q4", "bge-small-random",
@@ -98,3 +99,29 @@ def test_model_card_scores_match_hf(case):
     q = model.encode_queries(queries if "prefix" in model.role_prompt("query") else MODEL_CARD_QUERIES, normalize=True)
     p = model.encode_passages(passages if "prefix" in model.role_prompt("passage") else MODEL_CARD_PASSAGES, normalize=True)
     assert_close(q @ p.T * 100, theirs, atol=tol.SCORE_MAX_ABS, label=f"{name} model card scores")
+
+
+def test_reference_model_matches_hf_and_e5np(case):
+    """e5np.reference_model, the whole model in plain NumPy, on HF's own token ids: every layer
+    within the hidden-state gate and the embeddings within the parity gates of HF fp32; E5Model's
+    embeddings of the same ids within 1e-6 of it; and its ``embed(text)`` is ``encode(text)``."""
+    name, folder, model, eager = case
+    ref = reference_model.ReferenceModel(folder, max_length=model.max_length)
+    mask = eager.attention_mask.astype(bool)
+    ids, pooled = [row[keep] for row, keep in zip(eager.input_ids, mask)], []
+    for i, seq in enumerate(ids):
+        states = reference_model.forward(seq, ref.weights, ref.config)
+        for layer, (ours, theirs) in enumerate(zip(states, eager.hidden_states)):
+            scale = np.abs(theirs[mask]).max()
+            assert_close(ours, theirs[i][mask[i]], atol=tol.HIDDEN_STATE_REL * scale,
+                         label=f"{name} reference model, text {i}, hidden_states[{layer}] (scale {scale:.3g})")
+        pooled.append(reference_model.pool(states[-1], ref.modules.pooling, normalize=True))
+    pooled = np.stack(pooled)
+    assert_close(pooled, eager.embeddings, atol=tol.EMBEDDING_MAX_ABS, label=f"{name} reference model vs HF eager")
+    cos = cosine_rows(pooled, eager.embeddings)
+    assert cos.min() >= tol.EMBEDDING_MIN_COSINE, f"min cosine {cos.min():.9f} at text {cos.argmin()}"
+    e5np_of_ids = model.encode_tokens([seq.astype(np.int32) for seq in ids], normalize=True)
+    assert_close(e5np_of_ids, pooled, atol=tol.REFERENCE_MODEL_MAX_ABS, label=f"{name} E5Model vs reference model")
+    texts = MODEL_CARD_INPUTS + ["hi"]  # the default path: the folder's own prompt, pooling and Normalize
+    assert_close(model.encode(texts), np.stack([ref.embed(t) for t in texts]), atol=tol.REFERENCE_MODEL_MAX_ABS,
+                 label=f"{name} encode(text) vs ReferenceModel.embed(text)")

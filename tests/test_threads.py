@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from e5np import E5Model
-from e5np import threads as threads_module
-from e5np.threads import OtherLoad, ThreadChoice, cgroup_cpu_quota, usable_cpus
+from e5np.runtime import threads as threads_module
+from e5np.runtime.threads import OtherLoad, ThreadChoice, cgroup_cpu_quota, usable_cpus
 
 
 def write_tree(tmp_path, files: dict):
@@ -34,7 +34,7 @@ def test_cgroup_v1_quota_and_none(tmp_path):
 
 
 def test_usable_cpus_takes_the_quota_rounded_up(monkeypatch):
-    import e5np.threads as threads
+    import e5np.runtime.threads as threads
     monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     monkeypatch.setattr(threads, "cgroup_cpu_quota", lambda: 1.5)
     assert usable_cpus() == (2, "cgroup CPU quota 1.5 CPUs (affinity mask: 4)")

@@ -8,7 +8,7 @@ from transformers import AutoTokenizer
 
 import hf_reference
 from e5np import E5Model
-from e5np.tokenization import ModelTokenizer, resolve_max_length
+from e5np.engine.tokenization import ModelTokenizer, resolve_max_length
 from texts import PARITY_TEXTS
 
 

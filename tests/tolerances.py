@@ -5,6 +5,10 @@
 EMBEDDING_MAX_ABS = 1e-6
 EMBEDDING_MIN_COSINE = 0.999999
 
+# E5Model against e5np.reference_model (issue #25's gate): both keep float32 activations between
+# modules; the reference sums every GEMM in float64 where e5np's GEMM sums in float32 chunks.
+REFERENCE_MODEL_MAX_ABS = 1e-6
+
 # e5np's fp32 error against HF float64 must stay within this factor of HF fp32's own error.
 VS_FLOAT64_FACTOR = 1.5
 

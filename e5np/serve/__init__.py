@@ -10,6 +10,13 @@
 Needs the ``serve`` extra (starlette, uvicorn, orjson). Uses only ``E5Model``'s public API.
 """
 
-from .settings import ServeSettings
+from .settings import PREFIX_CHOICES, ServeSettings, add_arguments, from_arguments
 
-__all__ = ["ServeSettings"]  # the rest imports starlette: e5np.serve.app, .server, .batcher
+__all__ = ["PREFIX_CHOICES", "ServeSettings", "add_arguments", "from_arguments", "serve"]
+
+
+def __getattr__(name: str):
+    if name == "serve":  # imports starlette and uvicorn: only when a server is started
+        from .server import serve
+        return serve
+    raise AttributeError(f"module 'e5np.serve' has no attribute {name!r}")

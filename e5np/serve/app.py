@@ -25,8 +25,7 @@ from starlette.routing import Route
 from ..errors import UnencodableTextError
 from .batcher import Batcher
 from .metrics import ServerMetrics
-from .protocol import (RequestError, openai_request, orjson, parse_json, similarity_request,
-                       tei_request)
+from .protocol import RequestError, openai_request, orjson, parse_json, similarity_request, tei_request
 from .settings import ServeSettings
 
 log = logging.getLogger("e5np.serve")

@@ -54,7 +54,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def load_model(settings: ServeSettings):
-    from ..model import E5Model
+    from ..engine import E5Model
 
     return E5Model.from_pretrained(settings.model, precision=settings.precision, max_length=settings.max_length,
                                    num_threads=settings.num_threads, max_batch_tokens=settings.max_batch_tokens)

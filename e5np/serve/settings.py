@@ -8,8 +8,8 @@ import argparse
 import os
 from dataclasses import dataclass
 
-from ..batching import MAX_BATCH_TOKENS
-from ..cpu import PRECISIONS
+from ..engine import MAX_BATCH_TOKENS
+from ..runtime import PRECISIONS
 
 PREFIX_CHOICES = ("none", "query", "passage")  # a role ("query", "passage": E5Model.role_prompt) or none
 

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelFileError, UnsupportedModelError
+from ..errors import ModelFileError, UnsupportedModelError
 
 RUNS = "e5np runs BERT and XLM-RoBERTa encoders (e5 v1/v2, multilingual-e5, bge, gte, MiniLM)"
 _FAMILIES = {"bert": False, "xlm-roberta": True}  # model_type -> positions_from_ids

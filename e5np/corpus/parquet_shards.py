@@ -18,8 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpus import (MANIFEST, CorpusError, Summary, atomic_write, checked_paths, corpus_settings, open_manifest,
-                     sha256_file, write_json)
+from .manifest import (
+    MANIFEST,
+    CorpusError,
+    Summary,
+    atomic_write,
+    checked_paths,
+    corpus_settings,
+    open_manifest,
+    read_manifest,
+    sha256_file,
+    write_json,
+)
 from .records import BadRow, ByteRange, Fields, read_records
 
 LINE_FORMATS = ("jsonl", "tsv", "text")  # one record per line: byte ranges split them cleanly
@@ -165,7 +175,7 @@ def local_runner(model):
 def read_parquet_vectors(output_dir: Path) -> tuple[list[str], np.ndarray]:
     import pyarrow.parquet as pq
 
-    manifest = json.loads((output_dir / MANIFEST).read_text(encoding="utf-8"))
+    manifest = read_manifest(output_dir)
     ids, vectors = [], []
     for shard in manifest["shards"]:
         table = pq.read_table(output_dir / shard["file"])

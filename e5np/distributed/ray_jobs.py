@@ -2,7 +2,7 @@
 
 Two entry points:
 - ``embed_corpus_ray``: ``e5np embed-corpus --ray``. The driver plans the shards
-  (``e5np.shards``); only their descriptions (file, byte range) go through Ray's object store, so
+  (``e5np.corpus.parquet_shards``); only their descriptions (file, byte range) go through Ray's object store, so
   no read task can be starved of a CPU and hang the job (ray issue 44687). Each actor loads the
   model once and embeds whole shards, writing their Parquet files itself; the driver records them
   in the manifest as they finish. A retried shard writes the same bytes, a rerun skips what is done.
@@ -13,7 +13,7 @@ Numba's and OpenMP's thread counts set in its runtime environment: Ray does not 
 CPU affinity, and a library that sizes itself from it would start a thread per core of the node.
 Weights: a path every node can read, each actor checking the files' sha256 against the driver's;
 or, where the path is not the same on every node, the files shipped through the object store
-(``e5np.node_copies``: on by default when the cluster has more than one node, used by an actor only
+(``e5np.distributed.node_copies``: on by default when the cluster has more than one node, used by an actor only
 when its node's path differs; ``ship_model=True`` makes every actor load the node-local copy).
 """
 
@@ -23,9 +23,8 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-from .corpus import CorpusError, model_hashes
+from ..corpus import CorpusError, Job, Shard, embed_shard, model_hashes, vectors_table
 from .node_copies import ModelSource, model_folder, model_source
-from .shards import Job, Shard, embed_shard, vectors_table
 
 THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -66,7 +65,7 @@ class _Embedder:
     """One per actor: the model, loaded once, from files equal to the driver's."""
 
     def __init__(self, source: ModelSource, model_args: dict, threads: int, precision: str | None = None):
-        from .model import E5Model
+        from ..engine import E5Model
 
         folder = model_folder(source)
         self.model = E5Model(folder, num_threads=threads, **model_args)
@@ -138,7 +137,7 @@ def actor_errors(ray):
 def embed_corpus_ray(model, input_path, output_dir, *, address: str = "auto", actors: int | None = None,
                      threads_per_actor: int = 1, env: dict | None = None, ship_model="auto", **kwargs):
     """``e5np.shards.embed_corpus_parquet`` with the shards embedded on Ray (same files, same bytes)."""
-    from .shards import embed_corpus_parquet
+    from ..corpus import embed_corpus_parquet
 
     model_args = {"precision": model.precision_choice.requested, "max_length": model.max_length,
                   "max_batch_tokens": model.max_batch_tokens, "gemm": None if model.gemm.endswith("bf16") else model.gemm}

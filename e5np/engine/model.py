@@ -11,18 +11,17 @@ import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ..errors import UnencodableTextError
+from ..runtime import Precision, ThreadChoice, choose_precision, usable_cpus
 from .batching import MAX_BATCH_TOKENS, length_sorted_batches, pack, pack_padded
 from .config import BertConfig
-from .cpu import Precision, choose_precision
 from .encoder import encode_packed, pool
-from .errors import UnencodableTextError
 from .hub import resolve_model_folder
 from .linear import BF16_GEMMS
 from .progress import progress_bar
 from .sentence_modules import SentenceModules
-from .tokenization import TokenizedBatch, ModelTokenizer
+from .tokenization import ModelTokenizer, TokenizedBatch
 from .weights import load_weights
-from .threads import ThreadChoice, usable_cpus
 from .workspace import Workspace
 
 log = logging.getLogger("e5np")
@@ -181,7 +180,7 @@ class E5Model:
                 batch = pack([ids[i] for i in indices], self.config.position_pad_id)
                 with self._pass_threads(batch.num_tokens):
                     x = encode_packed(batch, self.weights, self.config, self._workspace)
-                    out[indices] = pool(x, batch, self.modules.pooling_mode, normalize)
+                    out[indices] = pool(x, batch, self.modules.pooling, normalize)
                 progress.update(len(indices))
         progress.close()
         return out
@@ -261,7 +260,7 @@ class E5Model:
         layers: list[np.ndarray] = []
         with self._lock, self._blas_threads(), self._pass_threads(batch.num_tokens):
             x = encode_packed(batch, self.weights, self.config, self._workspace, hidden_states=layers)
-            embeddings = pool(x, batch, self.modules.pooling_mode, normalize=True)
+            embeddings = pool(x, batch, self.modules.pooling, normalize=True)
         rows, cols = np.nonzero(mask)
         padded = []
         for layer in layers:

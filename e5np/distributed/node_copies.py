@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpus import CorpusError, model_hashes
+from ..corpus import CorpusError, model_hashes
 
 CACHE_VARIABLE = "E5NP_NODE_MODEL_CACHE"  # where the copies go (default ~/.cache/e5np/ray-models)
 

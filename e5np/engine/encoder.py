@@ -7,12 +7,13 @@ H = hidden size, I = FFN size. Every kernel call writes into a preallocated buff
 
 import numpy as np
 
+from ..kernels import attention_, bias_residual_layernorm_, embed_layernorm_, pool_
+from ..kernels.layernorm import bias_residual_layernorm_bf16_
+from ..kernels.pooling import MODES
 from .batching import PackedBatch
 from .config import BertConfig
-from .kernels import attention_, bias_residual_layernorm_, embed_layernorm_, pool_
-from .kernels.layernorm import bias_residual_layernorm_bf16_
 from .linear import Linear
-from .weights import EmbeddingWeights, Norm, LayerWeights, Weights
+from .weights import EmbeddingWeights, LayerWeights, Norm, Weights
 from .workspace import Workspace
 
 FFN_ROWS = 512  # tokens per FFN step (a multiple of 32: bf16 tiles are sliced in whole 32-row blocks)
@@ -79,8 +80,8 @@ def encode_packed(batch: PackedBatch, weights: Weights, c: BertConfig, ws: Works
     return x
 
 
-def pool(x: np.ndarray, batch: PackedBatch, mode: int, normalize: bool) -> np.ndarray:
+def pool(x: np.ndarray, batch: PackedBatch, mode: str, normalize: bool) -> np.ndarray:
     """sentence-transformers' Pooling (E5: the model card's average_pool), + F.normalize   # [T, H] -> [n, H]"""
     out = np.empty((len(batch.seq_starts) - 1, x.shape[1]), np.float32)
-    pool_(out, x, batch.seq_starts, mode, normalize)
+    pool_(out, x, batch.seq_starts, MODES[mode], normalize)
     return out

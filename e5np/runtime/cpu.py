@@ -1,4 +1,5 @@
-"""Which precision this CPU can run, decided before any bf16 code is compiled.
+"""What this CPU has: its flags and name, and why each bf16 GEMM can or cannot run here, known
+before any bf16 code is compiled.
 
 bf16 runs on AMX tiles (``kernels/gemm_amx.py``) where the CPU has them, else on AVX512-BF16
 (``kernels/gemm_dpbf16.py``: ``vdpbf16ps``, AMD Zen 4 and later, Intel Cooper Lake), else not at
@@ -6,7 +7,7 @@ all (the exact fp32 path runs, and the reason says why). For AMX three things mu
 or the process dies rather than raising: the CPU has AMX (else LLVM aborts while compiling the
 intrinsics), LLVM targets it, and Linux has granted this process the AMX tile state (else the
 first tile instruction is SIGILL). For AVX512-BF16: the CPU flag and LLVM's target feature.
-``choose_precision`` checks them and says why it chose what it did. ``E5NP_DISABLE_AMX=1`` and
+``amx_problem`` and ``avx512_bf16_problem`` say which of them fails. ``E5NP_DISABLE_AMX=1`` and
 ``E5NP_DISABLE_AVX512_BF16=1`` rule either out (for tests, or by choice).
 """
 
@@ -14,24 +15,10 @@ import ctypes
 import functools
 import os
 import platform
-from dataclasses import dataclass
 
-PRECISIONS = ("fp32", "bf16", "auto")
 AMX_FLAGS = ("amx_tile", "amx_bf16")  # /proc/cpuinfo names
 AVX512_BF16_FLAG = "avx512_bf16"
-BF16_PATHS = ("bf16-amx", "bf16-avx512")
 _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA, _SYS_ARCH_PRCTL = 0x1023, 18, 158
-
-
-@dataclass(frozen=True)
-class Precision:
-    requested: str  # what the caller asked for: fp32, bf16 or auto
-    path: str       # what runs: "fp32", "bf16-amx" or "bf16-avx512"
-    reason: str     # one line: why this path
-
-    @property
-    def is_bf16(self) -> bool:
-        return self.path in BF16_PATHS
 
 
 def cpuinfo(field: str) -> str | None:
@@ -112,45 +99,6 @@ def avx512_bf16_problem(flags: frozenset[str] | None = None, llvm_ok=llvm_target
     if not llvm_ok():
         return "LLVM does not target AVX512-BF16 on this host"
     return None
-
-
-def choose_precision(requested: str, flags: frozenset[str] | None = None,
-                     llvm_ok=llvm_targets_amx, permission=request_amx_permission,
-                     llvm_bf16_ok=llvm_targets_avx512_bf16, probe=None) -> Precision:
-    """The path for ``requested`` on this CPU: AMX, else AVX512-BF16, else fp32. Never raises for
-    a CPU that lacks something: bf16 then falls back to exact fp32 and ``reason`` says why.
-    ``"auto"`` also keeps fp32 where the bf16 path measured slower (``e5np.measure``; ``probe``:
-    a stand-in for its cached figures)."""
-    if requested not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, not {requested!r}")
-    if requested == "fp32":
-        return Precision(requested, "fp32", "fp32 requested (exact parity with transformers)")
-    flags = cpu_flags() if flags is None else flags
-    no_amx = amx_problem(flags, llvm_ok, permission)
-    if no_amx is None:
-        return _as_measured(Precision(requested, "bf16-amx", "bf16 GEMMs on AMX tiles (amx_tile, amx_bf16), "
-                                      "fp32 accumulation"), probe)
-    no_avx512 = avx512_bf16_problem(flags, llvm_bf16_ok)
-    if no_avx512 is None:
-        return _as_measured(Precision(requested, "bf16-avx512", f"no AMX ({no_amx}); bf16 GEMMs with vdpbf16ps "
-                                      "(avx512_bf16), fp32 accumulation"), probe)
-    problems = no_amx if no_avx512 == no_amx else f"{no_amx}; {no_avx512}"
-    return Precision(requested, "fp32", f"{problems}: using the exact fp32 path")
-
-
-def _as_measured(choice: Precision, probe) -> Precision:
-    """``"auto"``: the bf16 path only where it measured faster than fp32 on this CPU (if measured)."""
-    if choice.requested != "auto":
-        return choice
-    if probe is None:
-        from .measure import measured as probe
-    rates = probe() or {}
-    if choice.path not in rates or "fp32" not in rates:
-        return Precision("auto", choice.path, f"{choice.reason}; not measured on this CPU (e5np info --measure)")
-    figures = f"{choice.path} {rates[choice.path]:.0f} GFLOP/s, fp32 {rates['fp32']:.0f}, measured on this CPU"
-    if rates[choice.path] < rates["fp32"]:
-        return Precision("auto", "fp32", f"{figures}: the exact fp32 path is faster here")
-    return Precision("auto", choice.path, f"{choice.reason} ({figures})")
 
 
 def _disabled(variable: str) -> bool:

@@ -10,10 +10,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ModelFileError, UnsupportedModelError
-from .kernels.pooling import CLS, MAX, MEAN, MEAN_SQRT_LEN
+from ..errors import ModelFileError, UnsupportedModelError
 
-POOLING_MODES = {"mean": MEAN, "cls": CLS, "max": MAX, "mean_sqrt_len_tokens": MEAN_SQRT_LEN}
+POOLING_MODES = ("mean", "cls", "max", "mean_sqrt_len_tokens")  # the names kernels/pooling.py MODES numbers
 _LEGACY_POOLING_KEYS = {  # sentence-transformers < 6 saved one flag per mode
     "pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean", "pooling_mode_max_tokens": "max",
     "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens": "weightedmean",
@@ -24,14 +23,10 @@ INSTRUCT = "Instruct: {task}\nQuery: "  # multilingual-e5-large-instruct's query
 
 @dataclass(frozen=True)
 class SentenceModules:
-    pooling: str = "mean"          # a key of POOLING_MODES
+    pooling: str = "mean"          # one of POOLING_MODES
     normalize: bool = True         # a Normalize module follows the pooling
     prompts: dict[str, str] = field(default_factory=dict)  # config_sentence_transformers.json "prompts"
     default_prompt_name: str | None = None
-
-    @property
-    def pooling_mode(self) -> int:
-        return POOLING_MODES[self.pooling]
 
     @property
     def takes_instructions(self) -> bool:

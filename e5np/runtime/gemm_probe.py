@@ -14,7 +14,7 @@ import statistics
 import time
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
 
 SHAPES = ((512, 1024, 4096), (512, 4096, 1024))  # M x K x N: e5-large's FFN in and out, 512 tokens
 ROUNDS = 5
@@ -42,8 +42,7 @@ def measure(paths: list[str]) -> dict:
     import numba
     import numpy as np
 
-    from .kernels import bf16, gemm
-    from .linear import bf16_kernels
+    from ..kernels import bf16, bf16_kernels, gemm
 
     rng = np.random.default_rng(0)
     runs = {}

@@ -14,7 +14,7 @@ import numpy as np
 from tokenizers import Tokenizer
 from tokenizers.implementations import BertWordPieceTokenizer
 
-from .errors import ModelFileError
+from ..errors import ModelFileError
 
 log = logging.getLogger("e5np")
 

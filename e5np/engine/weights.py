@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ModelFileError
 from .checkpoint import read_tensors
 from .config import BertConfig
-from .errors import ModelFileError
 from .heap import release_freed_memory
 from .linear import Linear
 from .word_rows import WordRows

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from .errors import ModelFileError
+from ..errors import ModelFileError
 
 READ_FROM_FILE_ABOVE = 64 * 2**20  # bytes
 

@@ -16,20 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels import add_bias_, bf16, bias_gelu_, gemm
+from ..kernels import add_bias_, bf16, bf16_kernels, bias_gelu_, gemm
 from .workspace import Workspace
 
 GEMMS = ("numba", "blas", "amx-bf16", "avx512-bf16")
 BF16_GEMMS = ("amx-bf16", "avx512-bf16")
-
-
-def bf16_kernels(gemm_name: str):
-    """The module of a bf16 GEMM, imported only once ``choose_precision`` found its instructions."""
-    if gemm_name == "amx-bf16":
-        from .kernels import gemm_amx
-        return gemm_amx
-    from .kernels import gemm_dpbf16
-    return gemm_dpbf16
 
 
 @dataclass(frozen=True)
