@@ -1,6 +1,6 @@
 """AMX tile instructions as Numba intrinsics, and the bf16 micro-kernel built on them.
 
-Import this module only after ``e5np.cpu`` has confirmed AMX and obtained the kernel's
+Import this module only after ``e5np.runtime.cpu`` has confirmed AMX and obtained the kernel's
 permission: on a CPU without AMX, LLVM aborts the whole process when it compiles these
 intrinsics, and without the permission the first tile instruction raises SIGILL.
 

@@ -1,6 +1,6 @@
 """The GEMM of every Linear layer: out = x @ W^T, W stored [out_features, in_features] as in HF.
 
-Two implementations behind one seam (``e5np.linear``):
+Two implementations behind one seam (``e5np.engine.linear``):
 - ``matmul_packed_``: e5np's own Numba GEMM. W is packed once at load into column panels
   [ceil(N/NR), K, NR]. Work is split into (block of MB rows, panel) jobs, each taken by the
   next free worker thread (``jobs.py``); within a job, each KC-long chunk of the panel (8 KiB)

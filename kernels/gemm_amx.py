@@ -1,6 +1,6 @@
 """The bf16 GEMM on AMX: out = x @ W^T with bf16 inputs and fp32 accumulation over the full K.
 
-Import only after ``e5np.cpu.choose_precision`` has chosen bf16 (see amx_tile.py). Work is split
+Import only after ``e5np.runtime.choose_precision`` has chosen bf16 (see amx_tile.py). Work is split
 into jobs of one 32-row block of x and JOB_COLS 32-column weight panels: the x block stays in
 L1/L2 while the panels stream past, and the output rows are written in long runs (a job of 4 x 4
 blocks measured 10 to 30% slower). Each worker thread loads the tile configuration once and takes

@@ -12,7 +12,7 @@ loaded and each row's x pair is broadcast into two ``vdpbf16ps``. A 32 x 32 bloc
 them. Jobs (``bf16_gemm.py``) go to whichever thread is free (``jobs.py``). Every output is one fp32 accumulation over k in a fixed order: a row's result does
 not depend on the other rows, on the thread, or on how many threads there are.
 
-Import only after ``e5np.cpu`` has found avx512_bf16: LLVM cannot compile ``vdpbf16ps`` for a CPU
+Import only after ``e5np.runtime.cpu`` has found avx512_bf16: LLVM cannot compile ``vdpbf16ps`` for a CPU
 without it.
 """
 

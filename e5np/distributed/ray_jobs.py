@@ -100,7 +100,7 @@ class ShardActor(_Embedder):
 
 def ray_runner(folder: str, model_args: dict, address: str = "auto", actors: int | None = None, threads: int = 1,
                env: dict | None = None, ship_model="auto"):
-    """A ``runner`` for ``e5np.shards.embed_corpus_parquet`` that embeds the pending shards on Ray
+    """A ``runner`` for ``e5np.corpus.parquet_shards.embed_corpus_parquet`` that embeds the pending shards on Ray
     actors (``env``: more variables for the actors' environment; ``ship_model``: see ``model_source``)."""
     def run(pending: list[Shard], job: Job, record) -> None:
         if not pending:
@@ -136,7 +136,7 @@ def actor_errors(ray):
 
 def embed_corpus_ray(model, input_path, output_dir, *, address: str = "auto", actors: int | None = None,
                      threads_per_actor: int = 1, env: dict | None = None, ship_model="auto", **kwargs):
-    """``e5np.shards.embed_corpus_parquet`` with the shards embedded on Ray (same files, same bytes)."""
+    """``e5np.corpus.parquet_shards.embed_corpus_parquet`` with the shards embedded on Ray (same files, same bytes)."""
     from ..corpus import embed_corpus_parquet
 
     model_args = {"precision": model.precision_choice.requested, "max_length": model.max_length,

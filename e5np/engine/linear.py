@@ -5,7 +5,7 @@
 - ``"blas"``: NumPy's BLAS on the checkpoint's memory-mapped weights, no copy.
 - ``"amx-bf16"``: bf16 inputs, fp32 accumulation on AMX tiles (``kernels/gemm_amx.py``); weights
   packed once at load into bf16 VNNI tiles (half the memory), activations rounded to bf16 on the
-  way in. Batch-invariant bit for bit too. Only after ``e5np.cpu.choose_precision`` chose it.
+  way in. Batch-invariant bit for bit too. Only after ``e5np.runtime.choose_precision`` chose it.
   ``split`` weights are held as two bf16 parts, hi + lo (16 of the weight's 24 bits, twice the
   GEMM work): the model uses them where one part's rounding costs the most (``weights.py``).
 - ``"avx512-bf16"``: the same bf16 layouts and epilogues, multiplied with AVX512-BF16's

@@ -59,7 +59,7 @@ class E5Model:
         ``max_batch_tokens``: the default token cap of a forward pass (see ``encode``).
         ``num_threads``: at most this many threads (default: the CPUs this process may use, its
         cgroup quota included); with ``adapt_threads`` each forward pass runs on one thread or on
-        all of them, whichever measured faster for passes of its size (``e5np.threads``)."""
+        all of them, whichever measured faster for passes of its size (``e5np.runtime.threads``)."""
         self.max_batch_tokens = _at_least_one("max_batch_tokens", max_batch_tokens)
         folder = Path(folder)
         self.folder = folder

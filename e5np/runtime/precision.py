@@ -35,7 +35,7 @@ def choose_precision(requested: str, flags: frozenset[str] | None = None,
                      llvm_bf16_ok=llvm_targets_avx512_bf16, probe=None) -> Precision:
     """The path for ``requested`` on this CPU: AMX, else AVX512-BF16, else fp32. Never raises for
     a CPU that lacks something: bf16 then falls back to exact fp32 and ``reason`` says why.
-    ``"auto"`` also keeps fp32 where the bf16 path measured slower (``e5np.measure``; ``probe``:
+    ``"auto"`` also keeps fp32 where the bf16 path measured slower (``e5np.runtime.gemm_probe``; ``probe``:
     a stand-in for its cached figures)."""
     if requested not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {requested!r}")
