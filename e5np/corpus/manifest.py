@@ -18,6 +18,9 @@ class CorpusError(E5npError, ValueError):
     """Bad input rows (with --on-error fail) or an output folder that holds another run."""
 
 
+CorpusError.__module__ = "e5np.corpus"  # its public name, in tracebacks and in Ray's error text
+
+
 @dataclass
 class Summary:
     count: int = 0

@@ -19,6 +19,7 @@ when its node's path differs; ``ship_model=True`` makes every actor load the nod
 
 import json
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -129,8 +130,9 @@ def actor_errors(ray):
         yield
     except ray.exceptions.RayError as error:
         for line in reversed(str(error).splitlines()):
-            if "e5np.corpus.CorpusError: " in line:
-                raise CorpusError(line.split("CorpusError: ", 1)[1]) from None
+            found = re.search(r"\be5np\.[\w.]*CorpusError: (.*)", line)
+            if found:
+                raise CorpusError(found.group(1)) from None
         raise
 
 
