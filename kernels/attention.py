@@ -20,12 +20,13 @@ import numba
 import numpy as np
 from numba import prange
 
-from .gemm_tile import MR, NR, fma_tile_8x32_
+from .gemm_tile import MR, NR, fma_tile_
 from .jit import kernel
 from .jobs import job_counter, next_job
 from .prefetch import LINE, prefetch_
 from .rows_or_tiles import store_scaled_row_, zero_padding_
 from .softmax import exp_scores_
+from .vector_ir import LANES
 
 ROWS_AHEAD = 8
 
@@ -93,7 +94,8 @@ def _head_attention(ctx, qkv, seq_starts, h, s, d, scale):
     if n == 0:
         return
     keys, values = _head_panels(qkv, start, n, hidden + h * d, 2 * hidden + h * d, d)
-    width, out_width = keys.shape[0] * NR, values.shape[0] * NR
+    width = -(-keys.shape[0] * NR // LANES) * LANES  # whole 16-float chunks for exp_scores_ (NR may be 8)
+    out_width = values.shape[0] * NR
     scores = np.empty((MR, width), np.float32)
     out = np.empty((MR, out_width), np.float32)
     last_queries = np.zeros((MR, d), np.float32)  # a final partial tile of queries, zero-padded
@@ -108,11 +110,11 @@ def _head_attention(ctx, qkv, seq_starts, h, s, d, scale):
             q, q_stride = last_queries.ctypes.data, d
         scores[:] = 0.0
         for p in range(keys.shape[0]):                      # scores = Q K^T
-            fma_tile_8x32_(q, q_stride, keys[p].ctypes.data, d, scores[0, p * NR:].ctypes.data, width)
+            fma_tile_(q, q_stride, keys[p].ctypes.data, d, scores[0, p * NR:].ctypes.data, width)
         for r in range(rows):                               # E = exp(scores * scale - max)
             inv_sums[r] = 1.0 / exp_scores_(scores[r], n, scale)
         out[:] = 0.0
         for p in range(values.shape[0]):                    # ctx = (E V) / sum(E)
-            fma_tile_8x32_(scores.ctypes.data, width, values[p].ctypes.data, n, out[0, p * NR:].ctypes.data, out_width)
+            fma_tile_(scores.ctypes.data, width, values[p].ctypes.data, n, out[0, p * NR:].ctypes.data, out_width)
         for r in range(rows):
             store_scaled_row_(ctx, start + i0 + r, h * d, out[r, :d], inv_sums[r])

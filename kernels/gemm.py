@@ -2,9 +2,10 @@
 
 Two implementations behind one seam (``e5np.engine.linear``):
 - ``matmul_packed_``: e5np's own Numba GEMM. W is packed once at load into column panels
-  [ceil(N/NR), K, NR]. Work is split into (block of MB rows, panel) jobs, each taken by the
-  next free worker thread (``jobs.py``); within a job, each KC-long chunk of the panel (8 KiB)
-  stays in L1 while every 8-row tile of the block runs the register micro-kernel (``gemm_tile.py``)
+  [ceil(N/NR), K, NR] (MR x NR: the register tile of the compile target, ``target.py``). Work is
+  split into (block of MB rows, panel) jobs, each taken by the next free worker thread
+  (``jobs.py``); within a job, each KC-long chunk of the panel (8 KiB on AVX-512)
+  stays in L1 while every MR-row tile of the block runs the register micro-kernel (``gemm_tile.py``)
   over it. Each output element is summed in KC chunks (two-level summation: float32 round-off
   grows like sqrt(KC + K/KC), not sqrt(K)) in a fixed order, so a row's result never depends on
   the other rows in the batch, nor on which thread computed it.
@@ -15,12 +16,12 @@ import numba
 import numpy as np
 from numba import prange
 
-from .gemm_tile import MR, NR, fma_tile_8x32_
+from .gemm_tile import MR, NR, fma_tile_
 from .jit import kernel
 from .jobs import job_counter, next_job
 
 KC = 64  # k-steps per register pass (and per summation chunk)
-MB = 64  # rows per job: the x block (MB x K) stays in L2 while the job walks K
+MB = MR * (64 // MR)  # rows per job (whole tiles: 64 or 60): the x block (MB x K) stays in L2 while the job walks K
 
 
 def pack_weight(w):
@@ -41,7 +42,7 @@ def matmul_blas(out, x, w):
 @kernel
 def _row_block(out, x, last_rows, panel, i0, rows, j0):
     """out[i0:i0+rows, j0:j0+NR] = x[i0:i0+rows] @ panel. ``last_rows`` is the final partial
-    8-row tile of x, zero-padded, so the micro-kernel never reads past x."""
+    MR-row tile of x, zero-padded, so the micro-kernel never reads past x."""
     k_total, stride = x.shape[1], x.strides[0] // 4
     tiles = -(-rows // MR)
     total = np.zeros((tiles, MR, NR), np.float32)
@@ -51,9 +52,9 @@ def _row_block(out, x, last_rows, panel, i0, rows, j0):
         for t in range(tiles):
             r0 = i0 + t * MR
             if r0 + MR <= x.shape[0]:
-                fma_tile_8x32_(x[r0, k0:].ctypes.data, stride, b, kc, total[t].ctypes.data, NR)
+                fma_tile_(x[r0, k0:].ctypes.data, stride, b, kc, total[t].ctypes.data, NR)
             else:
-                fma_tile_8x32_(last_rows[0, k0:].ctypes.data, k_total, b, kc, total[t].ctypes.data, NR)
+                fma_tile_(last_rows[0, k0:].ctypes.data, k_total, b, kc, total[t].ctypes.data, NR)
     cols = min(NR, out.shape[1] - j0)
     for r in range(rows):
         for j in range(cols):

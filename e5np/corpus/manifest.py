@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import E5npError
+from ..runtime import replace
 from .records import detect_format
 
 MANIFEST = "manifest.json"
@@ -96,7 +97,7 @@ def atomic_write(path: Path, write) -> None:
         write(f)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
+    replace(tmp, path)  # retried while another process holds it open (Windows)
 
 
 def write_json(path: Path, data: dict) -> None:

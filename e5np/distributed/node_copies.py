@@ -1,17 +1,18 @@
 """Where a Ray actor finds the model: the driver's path, or a copy on its node.
 
-``model_source`` (on the driver) says where; ``model_folder`` (in the actor) finds it. The driver puts the raw files into Ray's object store once (``ship``); an actor that needs them
-(``model_folder``) writes them to a folder on its own node, named by the files' sha256: the
-first actor of a node writes under a file lock, the others wait on the lock and load the copy.
-The copy is written under a temporary name and renamed, so a folder that exists is whole, and
-every actor checks the sha256 of the files it loads against the driver's before it loads them.
+``model_source`` (on the driver) says where; ``model_folder`` (in the actor) finds it. The driver
+puts the raw files into Ray's object store once (``ship``); an actor that needs them
+(``model_folder``) writes them to a folder on its own node, named by the files' sha256: each
+actor that finds no copy writes one under a unique temporary name and renames it into place (the
+first rename wins; a later actor discards its own), so a folder that exists is whole, on every
+OS, with no file lock; every actor checks the sha256 of the files it loads against the driver's.
 """
 
-import fcntl
 import hashlib
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,22 +66,28 @@ def model_folder(source: ModelSource) -> Path:
 
 
 def _node_copy(hashes: dict, shipped: dict) -> Path:
+    """The node-local copy of the shipped files. An actor that finds none writes its own under a
+    unique name and renames it into place; where another actor's rename came first, it discards its
+    copy. No file lock (Windows has no fcntl), and a copy is whole or not there at all."""
     import ray
 
     root = Path(os.environ.get(CACHE_VARIABLE) or Path.home() / ".cache" / "e5np" / "ray-models")
     name = hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()[:16]
     folder = root / name
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # the first actor of this node writes; the others wait here
-        if not folder.is_dir():
-            partial = root / f"{name}.partial"
-            shutil.rmtree(partial, ignore_errors=True)  # left by an actor that died while writing
+    if not folder.is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f"{name}.partial-", dir=root))
+        try:
             for relative, ref in shipped.items():
                 path = partial / relative
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(memoryview(ray.get(ref)))
-            partial.rename(folder)
+            os.rename(partial, folder)
+        except OSError:
+            if not folder.is_dir():  # not a race another actor won: a real error
+                raise
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
     found = model_hashes(folder)
     if found != hashes:
         raise CorpusError(f"the node-local copy {folder} differs from the driver's model files "

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
+from ..runtime import usable_cpus
 from ..corpus import CorpusError, Job, Shard, embed_shard, model_hashes, vectors_table
 from .node_copies import ModelSource, model_folder, model_source
 
@@ -37,7 +38,7 @@ def connect(address: str = "auto"):
     if ray.is_initialized():
         return ray
     if address.startswith("local"):
-        cpus = int(address.split(":", 1)[1]) if ":" in address else os.cpu_count()
+        cpus = int(address.split(":", 1)[1]) if ":" in address else usable_cpus()[0]  # not the host's, in a container
         ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=512 * 2**20,
                  log_to_driver=False, configure_logging=False)
     else:

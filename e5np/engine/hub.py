@@ -17,7 +17,8 @@ def resolve_model_folder(name_or_path: str | os.PathLike) -> Path:
     if path.exists():
         raise ModelNotFoundError(f"{path} is a file; pass the folder that holds config.json and model.safetensors")
     name = str(name_or_path)
-    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+    if name.startswith((".", "/", "~", "\\")) or "\\" in name or name[1:2] == ":" or name.count("/") > 1:
+        # a path (Windows' C:\models\e5 or C:/models/e5 included), never a Hub id
         raise ModelNotFoundError(f"{path}: no such model folder")
     return _from_hub(name)
 

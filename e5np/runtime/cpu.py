@@ -33,9 +33,32 @@ def cpuinfo(field: str) -> str | None:
     return None
 
 
+# LLVM's feature names where /proc/cpuinfo's differ (the rest only trade "-" for "_")
+_LLVM_FLAG_NAMES = {"avx512bf16": "avx512_bf16", "avx512vnni": "avx512_vnni", "avxvnni": "avx_vnni"}
+
+
 def cpu_flags() -> frozenset[str]:
-    """The kernel's CPU feature flags (Linux); empty elsewhere."""
-    return frozenset((cpuinfo("flags") or "").split())
+    """The CPU's feature flags in /proc/cpuinfo's names: Linux's own list on x86 Linux, else what
+    LLVM finds on this host (macOS, Windows, and ARM Linux, whose /proc/cpuinfo has no "flags")."""
+    flags = cpuinfo("flags")
+    if flags:
+        return frozenset(flags.split())
+    return llvm_host_flags()
+
+
+@functools.cache
+def llvm_host_flags() -> frozenset[str]:
+    import llvmlite.binding as llvm
+
+    on = [name for name, enabled in llvm.get_host_cpu_features().items() if enabled]
+    return frozenset(_LLVM_FLAG_NAMES.get(name, name.replace("-", "_")) for name in on)
+
+
+def cpu_name() -> str:
+    """The CPU's marketing name from /proc/cpuinfo (Linux x86), else LLVM's name for its core."""
+    import llvmlite.binding as llvm
+
+    return cpuinfo("model name") or f"{llvm.get_host_cpu_name()} (LLVM's name; {platform.machine()})"
 
 
 def llvm_targets_amx() -> bool:
@@ -82,6 +105,8 @@ def amx_problem(flags: frozenset[str] | None = None, llvm_ok=llvm_targets_amx,
         return f"this CPU lacks {', '.join(missing)}"
     if not llvm_ok():
         return "LLVM does not target AMX on this host"
+    if platform.system() != "Linux":
+        return "AMX needs Linux here (the kernel grants a process the tile state)"
     if not permission():
         return "Linux refused this process the AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM)"
     return None

@@ -21,17 +21,17 @@ ROUNDS = 5
 
 
 def cache_file() -> Path:
-    from .cpu import cpuinfo
+    from .cpu import cpu_name
 
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "e5np" / "gemm-probe"
-    cpu = re.sub(r"[^A-Za-z0-9]+", "-", cpuinfo("model name") or "unknown-cpu").strip("-")
+    cpu = re.sub(r"[^A-Za-z0-9]+", "-", cpu_name()).strip("-")
     return base / f"{cpu}-e5np-{__version__}.json"
 
 
 def measured() -> dict | None:
     """{path: GFLOP/s} from the cache for this CPU and version, or None."""
     try:
-        return json.loads(cache_file().read_text())["gflops"]
+        return json.loads(cache_file().read_text(encoding="utf-8"))["gflops"]
     except (OSError, ValueError, KeyError):
         return None
 
@@ -74,8 +74,9 @@ def measure(paths: list[str]) -> dict:
     gflops = {path: round(statistics.mean(r), 1) for path, r in rates.items()}
     path = cache_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"gflops": gflops, "shapes": SHAPES, "threads": numba.config.NUMBA_NUM_THREADS,
-                                "date": time.strftime("%Y-%m-%d %H:%M")}))
+    record = {"gflops": gflops, "shapes": SHAPES, "threads": numba.config.NUMBA_NUM_THREADS,
+              "date": time.strftime("%Y-%m-%d %H:%M")}
+    path.write_text(json.dumps(record), encoding="utf-8")
     return gflops
 
 

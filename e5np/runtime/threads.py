@@ -21,6 +21,8 @@ import os
 import time
 from pathlib import Path
 
+from .portable import affinity_cpus
+
 TRIAL_PASSES, TRIAL_SECONDS = 3, 0.05  # a trial of the other count: 3 passes, or fewer that took 50 ms
 FIRST_TRIAL_AFTER = 1                  # passes' time before the first trial
 OTHERS_BUSY = 0.5                      # cores taken by other processes before one thread is worth a trial
@@ -32,12 +34,13 @@ SMOOTHING = 0.3                        # weight of the newest pass in the runnin
 
 
 def usable_cpus() -> tuple[int, str]:
-    """(CPUs, why): the affinity mask, capped by the cgroup CPU quota rounded up."""
-    affinity = len(os.sched_getaffinity(0))
+    """(CPUs, why): the affinity mask (elsewhere than Linux: the CPUs the OS gives this process),
+    capped by the cgroup CPU quota rounded up."""
+    affinity, source = affinity_cpus()
     quota = cgroup_cpu_quota()
     if quota is not None and math.ceil(quota) < affinity:
-        return math.ceil(quota), f"cgroup CPU quota {quota:g} CPUs (affinity mask: {affinity})"
-    return affinity, f"{affinity} CPUs in the affinity mask" + (f" (cgroup quota {quota:g})" if quota else "")
+        return math.ceil(quota), f"cgroup CPU quota {quota:g} CPUs ({source}: {affinity})"
+    return affinity, f"{affinity} {source}" + (f" (cgroup quota {quota:g})" if quota else "")
 
 
 def cgroup_cpu_quota(proc_cgroup: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> float | None:
@@ -157,8 +160,8 @@ class ThreadChoice:
         cores, as /proc/stat counts them, not this process's share)."""
         if size.current == 1:
             return self._cores_for_all()
-        others = self._others()
-        return others is None or others >= OTHERS_BUSY
+        others = self._others()  # None where /proc/stat cannot be read (macOS, Windows): never worth it
+        return others is not None and others >= OTHERS_BUSY
 
     def _others(self) -> float | None:
         if self._load is None:

@@ -1,4 +1,4 @@
-"""``e5np serve``: bind, load the model in its thread, serve until SIGTERM or Ctrl-C.
+"""``e5np serve``: bind, load the model in its thread, serve until SIGTERM or Ctrl-C (or Ctrl-Break on Windows).
 
 Exit codes: 0 after a signal (every accepted request answered first), 2 with one line when the
 port cannot be bound or the model cannot load.
@@ -14,6 +14,7 @@ import threading
 import uvicorn
 
 from ..errors import E5npError
+from ..runtime import listen_exclusively, stop_signals
 from .app import create_app
 from .batcher import Batcher
 from .settings import ServeSettings
@@ -30,7 +31,7 @@ class Server(uvicorn.Server):
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        handlers = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        handlers = {sig: signal.signal(sig, self.handle_exit) for sig in stop_signals()}  # + SIGBREAK on Windows
         try:
             yield
         finally:
@@ -43,7 +44,7 @@ def bind(host: str, port: int) -> socket.socket:
     # proto named: asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and without
     # it a keep-alive reply (headers and body written apart) waited ~45 ms for a delayed ACK
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listen_exclusively(sock)  # SO_REUSEADDR, or Windows' SO_EXCLUSIVEADDRUSE: a taken port is refused
     try:
         sock.bind((host, port))
     except OSError as e:
