@@ -184,19 +184,9 @@ def info(args) -> int:
 
     import numba
 
-    from .runtime import (
-        AMX_FLAGS,
-        AVX512_BF16_FLAG,
-        amx_problem,
-        avx512_bf16_problem,
-        choose_precision,
-        cpu_flags,
-        cpuinfo,
-        gemm_probe_file,
-        measure_gemms,
-        measured_gemms,
-        usable_cpus,
-    )
+    from .runtime import (AMX_FLAGS, AVX512_BF16_FLAG, amx_problem, avx512_bf16_problem, choose_precision, compile_features,
+                          compile_tile, cpu_flags, cpu_name, cpuinfo, gemm_probe_file, measure_gemms, measured_gemms,
+                          usable_cpus)
 
     flags = cpu_flags()
     if args.measure:
@@ -204,10 +194,17 @@ def info(args) -> int:
                             if problem() is None]
         measure_gemms(paths)
     choice = choose_precision(args.precision)
-    print(f"e5np {importlib.metadata.version('e5np')}, numba {numba.__version__}, numpy {np.__version__}")
-    name = cpuinfo("model name") or platform.processor() or platform.machine()
-    print(f"cpu: {name}; " + ", ".join(f"{f} {'yes' if f in flags else 'no'}"
-                                        for f in (*AMX_FLAGS, AVX512_BF16_FLAG, "avx512f", "avx2")))
+    print(f"e5np {importlib.metadata.version('e5np')}, numba {numba.__version__}, numpy {np.__version__}, "
+          f"Python {platform.python_version()} on {platform.system()} {platform.machine()}")
+    print(f"cpu: {cpu_name()}")
+    source = "/proc/cpuinfo" if cpuinfo("flags") else "LLVM's host features"
+    print("cpu flags: " + ", ".join(f"{f} {'yes' if f in flags else 'no'}"
+                                    for f in (*AMX_FLAGS, AVX512_BF16_FLAG, "avx512f", "avx2", "fma")) + f" (from {source})")
+    arch, target, _ = compile_features()
+    tile = compile_tile()
+    whose = ("this CPU" if numba.config.CPU_NAME in (None, "host") and numba.config.CPU_FEATURES is None
+             else "NUMBA_CPU_NAME / NUMBA_CPU_FEATURES")
+    print(f"kernels compiled for: {target} ({arch}, {whose}); GEMM register tile {tile.mr} x {tile.nr} ({tile.isa})")
     cpus, why = usable_cpus()
     print(f"threads: {cpus} by default ({why}); each forward pass runs on 1 or all of them, whichever "
           "measured faster for passes of its size")

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+import linux_only
 from e5np import E5Model
 from e5np.corpus import CorpusError, embed_corpus, read_corpus
 from e5np.corpus import ByteRange, Fields, Record, read_records
@@ -98,6 +99,7 @@ def test_other_arguments_over_existing_output_are_refused(tmp_path, model):
         embed_corpus(model, corpus, tmp_path / "junk", progress=False)
 
 
+@linux_only.sigkill
 def test_resume_after_kill_equals_uninterrupted_run(tmp_path, tiny_folder):
     rows = [{"_id": str(i), "text": f"text {i} " * (1 + i % 40)} for i in range(3000)]
     corpus = write_jsonl(tmp_path / "c.jsonl", rows)
@@ -159,6 +161,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
+@linux_only.getrusage
 def test_memory_stays_bounded_on_a_large_corpus(tmp_path, tiny_folder):
     """Peak RSS on 200k lines is within a few MB of the peak on 20k lines: nothing grows with the corpus."""
     peaks = {}

@@ -17,6 +17,7 @@ import pytest
 ray = pytest.importorskip("ray")
 pytest.importorskip("pyarrow")
 
+import linux_only  # noqa: E402
 from e5np import E5Model  # noqa: E402
 from e5np.corpus import CorpusError, read_corpus  # noqa: E402
 from e5np.distributed import embed_corpus_ray, embed_dataset, ray_runner  # noqa: E402
@@ -143,6 +144,7 @@ def test_embed_dataset_equals_encode(cluster, model, minilm_folder):
     assert np.array_equal(np.stack([r["embedding"] for r in rows]), model.encode(texts, prefix="query: "))
 
 
+@linux_only.killpg
 def test_driver_killed_then_rerun_equals_an_uninterrupted_run(minilm_folder, corpus, local_run, tmp_path):
     """The CLI with its own local Ray, killed with SIGKILL once a shard is recorded, then run again."""
     out = tmp_path / "ray"

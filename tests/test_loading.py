@@ -14,6 +14,7 @@ from e5np.engine import word_rows
 from e5np.engine.checkpoint import read_tensors
 from e5np.engine.config import BertConfig
 from e5np.engine.word_rows import WordRows
+import linux_only
 from texts import PARITY_TEXTS
 
 SHARED_CONFIGS = ["e5-large", "e5-large-v2", "e5-base-v2", "e5-small-v2"]
@@ -199,6 +200,7 @@ print(model.weights.embeddings.word.reads_from_file, rss)
 """
 
 
+@linux_only.proc_smaps
 def test_word_rows_from_the_file_keep_the_table_out_of_rss(minilm_folder):
     """After embedding texts of 4,000 distinct words, the checkpoint's mapped pages in RSS: read by
     rows, only the small tensors' pages; mapped, most of the table (fault-around)."""

@@ -35,9 +35,9 @@ def test_cgroup_v1_quota_and_none(tmp_path):
 
 def test_usable_cpus_takes_the_quota_rounded_up(monkeypatch):
     import e5np.runtime.threads as threads
-    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     monkeypatch.setattr(threads, "cgroup_cpu_quota", lambda: 1.5)
-    assert usable_cpus() == (2, "cgroup CPU quota 1.5 CPUs (affinity mask: 4)")
+    assert usable_cpus() == (2, "cgroup CPU quota 1.5 CPUs (CPUs in the affinity mask: 4)")
     monkeypatch.setattr(threads, "cgroup_cpu_quota", lambda: None)
     assert usable_cpus()[0] == 4
 
