@@ -19,15 +19,8 @@ import numba
 import numpy as np
 from numba import prange
 
-from .amx_tile import (
-    bf16_block_32x32,
-    bf16_block_32x32_bias_behind,
-    bf16_block_32x32_gelu_behind,
-    bias_store_block,
-    gelu_to_bf16_block,
-    load_tile_config,
-    release_tiles,
-)
+from .amx_tile import (bf16_block_32x32, bf16_block_32x32_bias_behind, bf16_block_32x32_gelu_behind, bias_store_block,
+                       gelu_to_bf16_block, load_tile_config, release_tiles)
 from .bf16 import BLOCK, TILE_BYTES, TILE_ROWS
 from .bf16_gemm import check_gelu_tiles, check_matmul, job_blocks, jobs
 from .jit import kernel

@@ -15,11 +15,12 @@
 """
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 
 import numba
-from numba.core import config
+from numba.core import config, event
 
 FASTMATH = frozenset({"contract"})
 # For a float64 sum over one row of float32 values: LLVM may split it into vector lanes. The
@@ -56,3 +57,32 @@ def kernel(fn=None, *, parallel=False, row_reduction=False):
             config.CACHE_DIR = saved
 
     return decorate if fn is None else decorate(fn)
+
+
+class _FirstCompile(event.Listener):
+    """Says, once per process, that e5np's kernels are being compiled: Numba's "numba:compile"
+    event fires only where no cached machine code was found (a fresh install, an upgrade, another CPU)."""
+
+    def __init__(self):
+        self.compiled = 0
+
+    def on_start(self, ev):
+        dispatcher = ev.data["dispatcher"]
+        if not getattr(dispatcher.py_func, "__module__", "").startswith("e5np.kernels"):
+            return
+        if self.compiled == 0:
+            logging.getLogger("e5np").warning("compiling e5np's kernels for this CPU; first run only (cached in %s)",
+                                              CACHE_DIR)
+        self.compiled += 1
+
+    def on_end(self, ev):
+        pass
+
+
+_first_compile = _FirstCompile()
+event.register("numba:compile", _first_compile)
+
+
+def kernels_compiled() -> int:
+    """How many e5np kernels this process compiled (0: every one came from the cache)."""
+    return _first_compile.compiled

@@ -8,11 +8,9 @@ apt-get; elsewhere the test skips and says so. About 5 minutes on 2 vCPUs with a
 for the emulated build, 10 with a cold one.
 """
 
-import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 

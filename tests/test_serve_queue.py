@@ -135,3 +135,28 @@ def test_batch_order_oldest_first_then_fewest_left(tiny_folder):
     later = batcher.submit(word * 3, True)  # fewer left than the long one: it goes first, after the oldest's one
     assert [(w, i) for w, i in batcher._next_batch()] == [(long, 6), (later, 0), (later, 1), (later, 2)]
     assert batcher.queued_texts == 3
+
+
+def test_health_says_loading_then_compiling_or_warming_up(served, monkeypatch):
+    """The 503 body says what the model thread is doing (issue #27): loading the files, then the
+    warm-up pass, which compiles the kernels where none are cached on this CPU."""
+    import e5np.serve.app as app
+
+    http, model, loaded, batcher = served
+    assert "the model is loading" in http.get("/health").json()["error"]
+    warm_up, warming = threading.Event(), threading.Event()
+
+    def held_warm_up(*args, **kwargs):
+        warming.set()
+        assert warm_up.wait(60)
+        return model.model.encode(*args, **kwargs)
+
+    monkeypatch.setattr(model, "encode", held_warm_up, raising=False)
+    monkeypatch.setattr(app, "kernels_compiled", lambda: 3)
+    loaded.set()
+    assert warming.wait(60)
+    assert "is compiling its kernels for this CPU (first run only)" in http.get("/health").json()["error"]
+    monkeypatch.setattr(app, "kernels_compiled", lambda: 0)
+    assert "the model is warming up" in http.get("/health").json()["error"]
+    warm_up.set()
+    assert batcher.ready.wait(60) and http.get("/health").status_code == 200

@@ -18,18 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ..engine import progress_bar
-from .manifest import (
-    MANIFEST,
-    CorpusError,
-    Summary,
-    atomic_write,
-    checked_paths,
-    corpus_settings,
-    open_manifest,
-    read_manifest,
-    sha256_file,
-    write_json,
-)
+from .manifest import (MANIFEST, CorpusError, Summary, atomic_write, checked_paths, corpus_settings, open_manifest,
+                       read_manifest, sha256_file, write_json)
 from .records import BadRow, Fields, Record, read_records
 
 

@@ -18,18 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .manifest import (
-    MANIFEST,
-    CorpusError,
-    Summary,
-    atomic_write,
-    checked_paths,
-    corpus_settings,
-    open_manifest,
-    read_manifest,
-    sha256_file,
-    write_json,
-)
+from .manifest import (MANIFEST, CorpusError, Summary, atomic_write, checked_paths, corpus_settings, open_manifest,
+                       read_manifest, sha256_file, write_json)
 from .records import BadRow, ByteRange, Fields, read_records
 
 LINE_FORMATS = ("jsonl", "tsv", "text")  # one record per line: byte ranges split them cleanly

@@ -6,14 +6,8 @@ fp32 with the reason; "auto" also keeps fp32 where the bf16 path measured slower
 
 from dataclasses import dataclass
 
-from .cpu import (
-    amx_problem,
-    avx512_bf16_problem,
-    cpu_flags,
-    llvm_targets_amx,
-    llvm_targets_avx512_bf16,
-    request_amx_permission,
-)
+from .cpu import (amx_problem, avx512_bf16_problem, cpu_flags, llvm_targets_amx, llvm_targets_avx512_bf16,
+                  request_amx_permission)
 
 PRECISIONS = ("fp32", "bf16", "auto")
 BF16_PATHS = ("bf16-amx", "bf16-avx512")

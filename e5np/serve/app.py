@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import UnencodableTextError
+from ..runtime import kernels_compiled
 from .batcher import Batcher
 from .metrics import ServerMetrics
 from .protocol import RequestError, openai_request, orjson, parse_json, similarity_request, tei_request
@@ -61,11 +62,20 @@ class EmbeddingService:
     def __init__(self, batcher: Batcher, settings: ServeSettings, metrics: ServerMetrics):
         self.batcher, self.settings, self.metrics = batcher, settings, metrics
 
+    def batcher_state(self) -> str:
+        """What the model thread is doing, for a 503: loading, compiling or warming up, or failed."""
+        if self.batcher.load_error:
+            return "failed to load"
+        if self.batcher.phase == "warming up":
+            return ("is compiling its kernels for this CPU (first run only)" if kernels_compiled()
+                    else "is warming up")
+        return "is loading"
+
     @property
     def model(self):
         if not self.batcher.ready.is_set():
-            why = "failed to load" if self.batcher.load_error else "is loading"
-            raise RequestError("unavailable", f"the model {why}; retry when /health answers 200", retry_after=1)
+            raise RequestError("unavailable", f"the model {self.batcher_state()}; retry when /health answers 200",
+                               retry_after=1)
         return self.batcher.model
 
     async def embed(self, request, headers: dict) -> tuple[np.ndarray, int]:

@@ -57,6 +57,7 @@ class Batcher:
         self.ready = threading.Event()    # the model is loaded and its kernels compiled
         self.stopped = threading.Event()  # the model thread has ended (closed, or the model failed to load)
         self.load_error: BaseException | None = None
+        self.phase = "loading"  # then "warming up" (kernels loaded from the cache, or compiled), "ready" or "failed"
         self._thread = threading.Thread(target=self._run, name="e5np-model", daemon=True)
 
     def start(self) -> "Batcher":
@@ -90,13 +91,14 @@ class Batcher:
     def _run(self) -> None:
         try:
             model = self._load()
+            self.phase = "warming up"
             model.encode(["warm up", "a longer text to warm up the kernels " * 20])
         except BaseException as e:  # noqa: BLE001 - reported by the server, which exits 2
-            self.load_error = e
+            self.load_error, self.phase = e, "failed"
             self._fail_all(RequestError("unavailable", f"the model failed to load: {e}"))
             self.stopped.set()
             return
-        self.model = model
+        self.model, self.phase = model, "ready"
         self.ready.set()
         while (batch := self._next_batch()) is not None:
             self._embed(model, batch)
