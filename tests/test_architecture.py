@@ -104,3 +104,13 @@ def test_import_e5np_loads_no_application_and_no_numba():
     code = "import sys, e5np; print(' '.join(sorted(m for m in sys.modules if m.startswith(('e5np', 'numba')))))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert loaded == ["e5np", "e5np.errors"], loaded
+
+
+def test_the_wheel_ships_every_package():
+    """pyproject.toml lists the packages a wheel holds: a subpackage left out works in an editable
+    install and is missing from ``pip install .`` (it happened once)."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "e5np").rglob("__init__.py")}
+    assert found | {"e5np.kernels"} == listed, (sorted(found - listed), sorted(listed - found - {"e5np.kernels"}))
