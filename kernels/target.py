@@ -23,7 +23,6 @@ gives the environment of a process compiled for it, both variables set; the feat
 what the target has and removes what it lacks, so nothing of this CPU leaks in.
 """
 
-import os
 import platform
 from dataclasses import dataclass
 
@@ -91,10 +90,6 @@ def tile_for(arch: str, features: frozenset[str]) -> Tile:
 
 
 def compile_tile() -> Tile:
-    """The tile of this process's build. ``E5NP_TILE`` (a key of TILES) overrides it, for the
-    AArch64 code check that compiles on x86 (``tests/test_tiles.py``) and nothing else."""
-    forced = os.environ.get("E5NP_TILE")
-    if forced:
-        return TILES[forced]
+    """The tile of this process's build."""
     arch, _, features = compile_features()
     return tile_for(arch, features)
