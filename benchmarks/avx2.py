@@ -91,7 +91,8 @@ def main():
     (HERE / "results" / f"{args.name}.json").write_text(json.dumps(result, indent=1))
     md = [f"# fp32 compiled for AVX2, {result['date']}, {cpu}, 2 vCPUs", "",
           f"GEMM alone, {'x'.join(map(str, SHAPE))}, GFLOP/s, medians of {args.rounds} rounds:", "",
-          f"Numba target {AVX2['NUMBA_CPU_NAME']} (features set too). torch with the AVX2 settings: {mkl['AVX2']}; "
+          f"Numba target NUMBA_CPU_NAME={AVX2['NUMBA_CPU_NAME']} with NUMBA_CPU_FEATURES={AVX2['NUMBA_CPU_FEATURES']}. "
+          f"torch with the AVX2 settings: {mkl['AVX2']}; "
           f"native: {mkl['native']}", "", "| system | AVX2 | native |", "|---|---|---|"]
     for which in ("e5np", "numpy", "torch"):
         md.append(f"| {which} | {statistics.median(gemms[f'{which} (AVX2)']):.0f} | "

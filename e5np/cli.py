@@ -186,7 +186,7 @@ def info(args) -> int:
 
     from .runtime import (AMX_FLAGS, AVX512_BF16_FLAG, amx_problem, avx512_bf16_problem, choose_precision, compile_features,
                           compile_tile, cpu_flags, cpu_name, cpuinfo, gemm_probe_file, measure_gemms, measured_gemms,
-                          usable_cpus)
+                          other_target, usable_cpus)
 
     flags = cpu_flags()
     if args.measure:
@@ -202,8 +202,7 @@ def info(args) -> int:
                                     for f in (*AMX_FLAGS, AVX512_BF16_FLAG, "avx512f", "avx2", "fma")) + f" (from {source})")
     arch, target, _ = compile_features()
     tile = compile_tile()
-    whose = ("this CPU" if numba.config.CPU_NAME in (None, "host") and numba.config.CPU_FEATURES is None
-             else "NUMBA_CPU_NAME / NUMBA_CPU_FEATURES")
+    whose = "this CPU" if other_target() is None else "NUMBA_CPU_NAME / NUMBA_CPU_FEATURES"
     print(f"kernels compiled for: {target} ({arch}, {whose}); GEMM register tile {tile.mr} x {tile.nr} ({tile.isa})")
     cpus, why = usable_cpus()
     print(f"threads: {cpus} by default ({why}); each forward pass runs on 1 or all of them, whichever "

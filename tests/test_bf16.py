@@ -343,15 +343,19 @@ print(json.dumps([model.precision, loaded, float(vector[0])]))
 
 
 def test_another_numba_target_rules_bf16_out(monkeypatch):
-    """NUMBA_CPU_NAME=haswell (kernels compiled for an AVX2-only CPU) on a CPU with AMX or
+    """Kernels compiled for an AVX2-only CPU (x86-64-v3: name and features) on a CPU with AMX or
     AVX512-BF16: the host's flags say yes, the target says no; compiling the intrinsics for it
     would abort, so bf16 falls back to fp32 and says why."""
     import numba
 
-    monkeypatch.setattr(numba.config, "CPU_NAME", "haswell")
+    from e5np.runtime import target_env
+
+    target = target_env("x86-64-v3")
+    monkeypatch.setattr(numba.config, "CPU_NAME", target["NUMBA_CPU_NAME"])
+    monkeypatch.setattr(numba.config, "CPU_FEATURES", target["NUMBA_CPU_FEATURES"])
     choice = choose_precision("bf16", flags=frozenset({"amx_tile", "amx_bf16", "avx512_bf16"}),
                               llvm_ok=lambda: True, permission=lambda: True, llvm_bf16_ok=lambda: True)
-    assert choice.path == "fp32" and "NUMBA_CPU_NAME=haswell" in choice.reason
+    assert choice.path == "fp32" and "NUMBA_CPU_NAME=x86-64-v3" in choice.reason
 
 
 def test_gemm_and_bf16_together_is_an_error(minilm_folder, caplog):

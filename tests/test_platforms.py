@@ -24,10 +24,14 @@ TEXTS = ["query: how much protein should a female eat", "passage: Ångström and
 SYSTEMS = ["macos", "windows"]
 
 
+def simulated_env(system: str) -> dict:
+    return {**os.environ, "E5NP_SIMULATE": system,
+            "PYTHONPATH": os.pathsep.join([str(SIMULATION), os.environ.get("PYTHONPATH", "")])}
+
+
 def simulated(system: str, *args, timeout=300, **kwargs):
-    env = {**os.environ, "E5NP_SIMULATE": system,
-           "PYTHONPATH": os.pathsep.join([str(SIMULATION), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=timeout, **kwargs)
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=simulated_env(system),
+                          timeout=timeout, **kwargs)
 
 
 @pytest.mark.parametrize("system", SYSTEMS)
@@ -102,10 +106,8 @@ def _free_port() -> int:
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_serve_answers_and_stops_on_ctrl_c(system, minilm_folder):
     port = _free_port()
-    env = {**os.environ, "E5NP_SIMULATE": system,
-           "PYTHONPATH": os.pathsep.join([str(SIMULATION), os.environ.get("PYTHONPATH", "")])}
     server = subprocess.Popen([sys.executable, "-m", "e5np.cli", "serve", "--model", str(minilm_folder),
-                               "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               "--port", str(port)], env=simulated_env(system), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 180
         while time.time() < deadline:

@@ -1,9 +1,10 @@
 """Where the engine runs: this CPU and the kernels' compile target, precision, the GEMM probe behind "auto",
 threads, and the stand-ins for Linux-only calls elsewhere."""
 
-from ..kernels.jit import kernels_compiled
-from ..kernels.target import TARGETS, compile_features, compile_tile, target_env
-from .cpu import AMX_FLAGS, AVX512_BF16_FLAG, amx_problem, avx512_bf16_problem, cpu_flags, cpu_name, cpuinfo
+import importlib
+
+from .cpu import (AMX_FLAGS, AVX512_BF16_FLAG, amx_problem, avx512_bf16_problem, cpu_flags, cpu_name, cpuinfo,
+                  other_target)
 from .gemm_probe import cache_file as gemm_probe_file
 from .gemm_probe import measure as measure_gemms
 from .gemm_probe import measured as measured_gemms
@@ -11,7 +12,18 @@ from .portable import RangeReader, affinity_cpus, listen_exclusively, replace, s
 from .precision import BF16_PATHS, PRECISIONS, Precision, choose_precision
 from .threads import ThreadChoice, usable_cpus
 
-__all__ = ["kernels_compiled", "TARGETS", "compile_features", "compile_tile", "target_env", "AMX_FLAGS", "AVX512_BF16_FLAG", "amx_problem", "avx512_bf16_problem", "cpu_flags", "cpu_name", "cpuinfo",
-           "gemm_probe_file", "measure_gemms", "measured_gemms", "BF16_PATHS", "PRECISIONS", "Precision",
-           "choose_precision", "ThreadChoice", "usable_cpus", "RangeReader", "affinity_cpus", "listen_exclusively",
-           "replace", "stop_signals"]
+# the kernels' side, loaded on first use: importing e5np.kernels imports Numba and every kernel
+# module, which an application that only writes a manifest (corpus) or answers HTTP should not pay
+_FROM_KERNELS = {"kernels_compiled": "jit", "TARGETS": "target", "compile_features": "target",
+                 "compile_tile": "target", "target_env": "target"}
+
+__all__ = [*_FROM_KERNELS, "AMX_FLAGS", "AVX512_BF16_FLAG", "amx_problem", "avx512_bf16_problem", "cpu_flags",
+           "cpu_name", "cpuinfo", "other_target", "gemm_probe_file", "measure_gemms", "measured_gemms", "BF16_PATHS",
+           "PRECISIONS", "Precision", "choose_precision", "ThreadChoice", "usable_cpus", "RangeReader",
+           "affinity_cpus", "listen_exclusively", "replace", "stop_signals"]
+
+
+def __getattr__(name: str):
+    if name in _FROM_KERNELS:
+        return getattr(importlib.import_module(f"e5np.kernels.{_FROM_KERNELS[name]}"), name)
+    raise AttributeError(f"module 'e5np.runtime' has no attribute {name!r}")
