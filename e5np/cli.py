@@ -6,7 +6,8 @@
   e5np evaluate-retrieval --corpus corpus.jsonl --queries queries.jsonl --qrels qrels/test.tsv --model FOLDER
   e5np evaluate-sts sts-test.tsv --model FOLDER
   e5np serve --model FOLDER [--port 8080] [--api-key KEY]
-  e5np info [--precision bf16]
+  e5np info [--precision bf16] [--model FOLDER]
+  e5np warmup --model FOLDER_OR_ID [--precision fp32 --precision bf16]
 
 Errors print one line naming the problem and exit with status 2.
 """
@@ -97,8 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="the CPU, threads, and which precision path would run and why")
     info.add_argument("--precision", choices=PRECISIONS, default="auto")
+    info.add_argument("--model", default=None, help="also say whether this model's packed weights are cached")
     info.add_argument("--measure", action="store_true",
                       help="time each GEMM path this CPU has (a few seconds) and cache the figures for precision='auto'")
+    warmup = commands.add_parser("warmup", help="compile the kernels and pack the weights a model needs on this CPU, "
+                                                "into $E5NP_CACHE_DIR (for images and fleets)")
+    warmup.add_argument("--model", default=os.environ.get("E5NP_MODEL", "intfloat/e5-large"),
+                        help="model folder or Hub id (default: $E5NP_MODEL or intfloat/e5-large)")
+    warmup.add_argument("--precision", choices=PRECISIONS, action="append",
+                        help="a path to warm (repeatable; default: fp32, and bf16 where this CPU has it)")
     return parser
 
 
@@ -186,7 +194,7 @@ def info(args) -> int:
 
     from .runtime import (AMX_FLAGS, AVX512_BF16_FLAG, amx_problem, avx512_bf16_problem, choose_precision, compile_features,
                           compile_tile, cpu_flags, cpu_name, cpuinfo, gemm_probe_file, measure_gemms, measured_gemms,
-                          other_target, usable_cpus)
+                          kernel_cache_dir, kernels_built_for, other_target, usable_cpus)
 
     flags = cpu_flags()
     if args.measure:
@@ -214,6 +222,20 @@ def info(args) -> int:
     else:
         print("GEMM paths not measured on this CPU yet: e5np info --measure")
     print(f"precision {args.precision!r} -> {choice.path}: {choice.reason}")
+    cached, cpus = Path(kernel_cache_dir()), kernels_built_for()
+    kernels = len(list(cached.glob("*.nbi")))  # one Numba index per cached kernel
+    print(f"kernel cache: {cached}: " + (f"{kernels} kernels, compiled for {'; '.join(cpus) or 'CPUs not recorded'}"
+                                         if kernels else "empty (the first run compiles)"))
+    if args.model:
+        from .engine import packed_weights_status
+        print(f"packed weights of {args.model} at {choice.path}: {packed_weights_status(args.model, args.precision)}")
+    return 0
+
+
+def warmup(args) -> int:
+    from .warmup import default_precisions, warm_up
+
+    warm_up(args.model, args.precision or default_precisions())
     return 0
 
 
@@ -236,7 +258,7 @@ def _print_scores(scores: dict, as_json: bool) -> None:
 
 
 COMMANDS = {"embed": embed, "embed-corpus": embed_corpus, "evaluate-retrieval": evaluate_retrieval,
-            "evaluate-sts": evaluate_sts, "serve": serve, "info": info}
+            "evaluate-sts": evaluate_sts, "serve": serve, "info": info, "warmup": warmup}
 
 
 def main(argv=None) -> int:

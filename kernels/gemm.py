@@ -25,13 +25,22 @@ MB = MR * (64 // MR)  # rows per job (whole tiles: 64 or 60): the x block (MB x 
 
 
 def pack_weight(w):
-    """[N, K] nn.Linear weight -> [ceil(N/NR), K, NR] float32 panels (last panel zero-padded)."""
+    """[N, K] nn.Linear weight -> [ceil(N/NR), K, NR] float32 panels (last panel zero-padded);
+    ``reference.pack_weight`` is the same copy in NumPy."""
     n, k = w.shape
     panels = np.zeros((-(-n // NR), k, NR), np.float32)
-    for p in range(panels.shape[0]):
-        cols = w[p * NR:(p + 1) * NR]  # [<=NR, K]
-        panels[p, :, :cols.shape[0]] = cols.T
+    _pack_panels_(panels, w)
     return panels
+
+
+@kernel(parallel=True)
+def _pack_panels_(panels, w):
+    # a row of w is read once, front to back, into one column of its panel: the load of a
+    # 1.3 GB model is a transposing copy, split over the threads by rows of w
+    for r in prange(w.shape[0]):
+        p, j = r // NR, r % NR
+        for k in range(w.shape[1]):
+            panels[p, k, j] = w[r, k]
 
 
 def matmul_blas(out, x, w):

@@ -38,6 +38,14 @@ def matmul(x, w):
     return (x.astype(np.float64) @ w.astype(np.float64).T).astype(np.float32)
 
 
+def pack_weight(w, nr):
+    """[N, K] -> [ceil(N/nr), K, nr] column panels, zero-padded (``gemm.pack_weight``)."""
+    n, k = w.shape
+    padded = np.zeros((-(-n // nr) * nr, k), np.float32)
+    padded[:n] = w
+    return np.ascontiguousarray(padded.reshape(-1, nr, k).transpose(0, 2, 1))
+
+
 def softmax(s):
     s = s.astype(np.float64)
     e = np.exp(s - s.max(-1, keepdims=True))

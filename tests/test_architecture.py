@@ -3,7 +3,7 @@
 - no import cycles (function-level imports count too; a module's own parent packages do not, as
   Python initializes them first);
 - the engine side (engine, runtime, kernels, errors, the reference model) imports no application;
-- an application (corpus, evaluation, serve, distributed) imports of e5np only its own subpackage,
+- an application (corpus, evaluation, serve, distributed, the CLI, warmup) imports of e5np only its own subpackage,
   and the public faces of the others: ``e5np``, ``e5np.errors``, ``e5np.engine``, ``e5np.runtime``
   and other applications' packages, never their modules;
 - ``import e5np`` loads no application and no Numba.
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-APPLICATIONS = ("e5np.corpus", "e5np.evaluation", "e5np.serve", "e5np.distributed", "e5np.cli")
+APPLICATIONS = ("e5np.corpus", "e5np.evaluation", "e5np.serve", "e5np.distributed", "e5np.cli", "e5np.warmup")
 ENGINE_SIDE = ("e5np.engine", "e5np.runtime", "e5np.kernels", "e5np.errors", "e5np.reference_model")
 PUBLIC_FACES = {"e5np", "e5np.errors", "e5np.engine", "e5np.runtime", *APPLICATIONS}
 

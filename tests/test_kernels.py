@@ -11,6 +11,7 @@ from checks import assert_close
 from e5np import kernels
 from e5np.engine.batching import pack_padded
 from e5np.kernels.pooling import MODES as POOLING_MODES
+from e5np.kernels import gemm
 from e5np.kernels import reference as ref
 from e5np.kernels.jobs import job_counter, next_job
 
@@ -96,6 +97,17 @@ def test_gemm_packed_and_blas(m, k, n):
         out = np.full((m, n), np.nan, np.float32)
         run(out)
         assert_close(out, expected, tol.ACCUMULATING_REL * scale, label=f"{name} {m}x{k}x{n}")
+
+
+@pytest.mark.parametrize("n,k", [(1, 1), (70, 200), (96, 33)])
+def test_pack_weight(n, k):
+    """The parallel packing kernel makes the reference's panels exactly (padding zero), from
+    writable arrays and from read-only ones (checkpoint memory maps)."""
+    w = randn(n, k)
+    expected = ref.pack_weight(w, gemm.NR)
+    assert np.array_equal(kernels.pack_weight(w), expected)
+    w.flags.writeable = False
+    assert np.array_equal(kernels.pack_weight(w), expected)
 
 
 def test_gemm_rows_do_not_depend_on_the_batch():

@@ -8,7 +8,7 @@ tokenization, sentence_modules) import no Numba, so ``e5np.reference_model`` can
 import importlib
 
 _EXPORTS = {"E5Model": "model", "Embeddings": "model", "QUERY": "model", "PASSAGE": "model",
-            "MAX_BATCH_TOKENS": "batching", "progress_bar": "progress"}
+            "MAX_BATCH_TOKENS": "batching", "progress_bar": "progress", "packed_weights_status": "model"}
 __all__ = list(_EXPORTS)
 
 

@@ -78,5 +78,8 @@ def _as_float32(raw: np.ndarray, dtype: str) -> np.ndarray:
     if dtype not in ("F16", "BF16", "F64"):
         return raw
     if dtype != "BF16":
-        return raw.astype(np.float32)
-    return (raw.astype(np.uint32) << 16).view(np.float32)  # bfloat16 is the top half of a float32
+        upcast = raw.astype(np.float32)
+    else:
+        upcast = (raw.astype(np.uint32) << 16).view(np.float32)  # bfloat16 is the top half of a float32
+    upcast.flags.writeable = False  # read-only like the mapped tensors: the same kernel types either way
+    return upcast

@@ -35,16 +35,24 @@ class Linear:
     @classmethod
     def from_checkpoint(cls, weight: np.ndarray, bias: np.ndarray, gemm_name: str, split: bool = False) -> "Linear":
         """``split``: on a bf16 GEMM, hold W as bf16 hi + lo (the fp32 GEMMs use W as it is)."""
+        return cls.from_packed(cls.pack(weight, gemm_name, split), bias, gemm_name, split)
+
+    @classmethod
+    def from_packed(cls, prepared: np.ndarray, bias: np.ndarray, gemm_name: str, split: bool = False) -> "Linear":
+        """A Linear from ``pack``'s output (as the packed-weight cache gives it back)."""
+        return cls(prepared, np.ascontiguousarray(bias, dtype=np.float32), bias.shape[0], gemm_name,
+                   split and gemm_name in BF16_GEMMS)
+
+    @staticmethod
+    def pack(weight: np.ndarray, gemm_name: str, split: bool = False) -> np.ndarray:
+        """W [N, K] in the layout ``gemm_name`` reads (``split`` as in ``from_checkpoint``)."""
         if gemm_name not in GEMMS:
             raise ValueError(f"gemm must be one of {GEMMS}, not {gemm_name!r}")
-        split = split and gemm_name in BF16_GEMMS
         if gemm_name == "numba":
-            prepared = gemm.pack_weight(weight)
-        elif gemm_name in BF16_GEMMS:
-            prepared = bf16.pack_weight_bf16(weight, split)
-        else:
-            prepared = weight
-        return cls(prepared, np.ascontiguousarray(bias, dtype=np.float32), weight.shape[0], gemm_name, split)
+            return gemm.pack_weight(weight)
+        if gemm_name in BF16_GEMMS:
+            return bf16.pack_weight_bf16(weight, split)
+        return weight
 
     def matmul(self, x: np.ndarray, out: np.ndarray, ws: Workspace) -> np.ndarray:
         """out = x @ W^T (the bias is left to the fused epilogue that follows). x is float32 rows,

@@ -90,6 +90,11 @@ class E5Model:
         return self.precision_choice.reason
 
     @property
+    def packed_file(self) -> Path | None:
+        """The cache file the packed GEMM weights are mapped from (None: packed in memory)."""
+        return self.weights.packed_file
+
+    @property
     def hidden_size(self) -> int:
         return self.config.hidden_size
 
@@ -289,6 +294,19 @@ class E5Model:
         return (f"E5Model({str(self.folder)!r}, layers={c.num_hidden_layers}, hidden={c.hidden_size}, "
                 f"max_length={self.max_length}, precision={self.precision!r}, gemm={self.gemm!r}, num_threads={self.num_threads}, "
                 f"adapt_threads={self._thread_choice is not None})")
+
+
+def packed_weights_status(name_or_path, precision: str = "fp32") -> str:
+    """Whether loading this model (a folder, or a Hub id as ``from_pretrained`` takes it) at this
+    precision would map cached packed weights: one line."""
+    from .checkpoint import checkpoint_files
+    from .packed_cache import cache_status
+
+    folder = resolve_model_folder(name_or_path)
+    gemm = _gemm_for(choose_precision(precision), None)
+    if gemm == "blas":
+        return "nothing to pack (the BLAS GEMM reads the checkpoint)"
+    return cache_status(Path(folder), checkpoint_files(Path(folder)), gemm)
 
 
 def _gemm_for(choice: Precision, gemm: str | None) -> str:

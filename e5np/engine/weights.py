@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelFileError
-from .checkpoint import read_tensors
+from .checkpoint import checkpoint_files, read_tensors
 from .config import BertConfig
 from .heap import release_freed_memory
 from .linear import Linear
+from .packed_cache import cached_packing
 from .word_rows import WordRows
 
 
@@ -46,6 +47,7 @@ class LayerWeights:
 class Weights:
     embeddings: EmbeddingWeights
     layers: list[LayerWeights]
+    packed_file: Path | None = None  # the packed-weight cache file the Linear weights are mapped from
 
 
 def expected_shapes(c: BertConfig) -> dict[str, tuple[int, ...]]:
@@ -85,14 +87,41 @@ def check_tensors(tensors: dict[str, np.ndarray], config: BertConfig, folder: Pa
             raise ModelFileError(f"{folder}: tensor {name!r} has shape {tuple(t.shape)}, but config.json implies {shape}")
 
 
+# The Linear layers of a layer, with their checkpoint names (query, key and value are stacked)
+# and whether a bf16 GEMM holds the weight as hi + lo parts. attn_out is split: made exact, this
+# Linear removed the largest share of the bf16 path's error on the e5-large fixture (41%); split,
+# min cosine to fp32 0.99990 -> 0.99993, ~5% more time.
+LINEARS = {
+    "qkv": (("attention.self.query", "attention.self.key", "attention.self.value"), False),
+    "attn_out": (("attention.output.dense",), True),
+    "ffn_in": (("intermediate.dense",), False),
+    "ffn_out": (("output.dense",), False),
+}
+
+
 def load_weights(folder: Path, config: BertConfig, gemm: str) -> Weights:
     t = read_tensors(folder)
     check_tensors(t, config, folder)
 
-    # pop, not get: a weight's memory map is released as soon as it has been packed, so loading
-    # never holds the checkpoint and its packed copy in memory at once
-    def linear(name, split=False):
-        return Linear.from_checkpoint(t.pop(name + ".weight"), t.pop(name + ".bias"), gemm, split)
+    def pack_all():
+        """(name, array) for every Linear's packed weight and bias, one at a time; its own
+        memory maps of the checkpoint, each released as soon as its weight has been packed."""
+        source = read_tensors(folder)
+        check_tensors(source, config, folder)
+        for i in range(config.num_hidden_layers):
+            for field, (names, split) in LINEARS.items():
+                p = f"encoder.layer.{i}."
+                weights = [source.pop(p + n + ".weight") for n in names]
+                yield f"{i}.{field}.weight", Linear.pack(
+                    weights[0] if len(weights) == 1 else np.concatenate(weights), gemm, split)
+                yield f"{i}.{field}.bias", np.concatenate([source.pop(p + n + ".bias") for n in names])
+
+    # the fp32 BLAS path reads the checkpoint as it is: nothing to cache
+    packed, packed_file = ((dict(pack_all()), None) if gemm == "blas"
+                           else cached_packing(folder, checkpoint_files(folder), gemm, pack_all))
+
+    def linear(i, field):
+        return Linear.from_packed(packed[f"{i}.{field}.weight"], packed[f"{i}.{field}.bias"], gemm, LINEARS[field][1])
 
     def norm(name):
         return Norm(t[name + ".weight"], t[name + ".bias"])
@@ -103,20 +132,13 @@ def load_weights(folder: Path, config: BertConfig, gemm: str) -> Weights:
         token_type=t["embeddings.token_type_embeddings.weight"],
         norm=norm("embeddings.LayerNorm"),
     )
-    layers = []
-    for i in range(config.num_hidden_layers):
-        p = f"encoder.layer.{i}."
-        qkv = [p + f"attention.self.{n}" for n in ("query", "key", "value")]
-        layers.append(LayerWeights(
-            qkv=Linear.from_checkpoint(np.concatenate([t.pop(n + ".weight") for n in qkv]),
-                                       np.concatenate([t.pop(n + ".bias") for n in qkv]), gemm),
-            # bf16 hi + lo: made exact, this Linear removed the largest share of the bf16 path's error on
-            # the e5-large fixture (41%); split, min cosine to fp32 0.99990 -> 0.99993, ~5% more time
-            attn_out=linear(p + "attention.output.dense", split=True),
-            attn_norm=norm(p + "attention.output.LayerNorm"),
-            ffn_in=linear(p + "intermediate.dense"),
-            ffn_out=linear(p + "output.dense"),
-            ffn_norm=norm(p + "output.LayerNorm"),
-        ))
+    layers = [LayerWeights(
+        qkv=linear(i, "qkv"),
+        attn_out=linear(i, "attn_out"),
+        attn_norm=norm(f"encoder.layer.{i}.attention.output.LayerNorm"),
+        ffn_in=linear(i, "ffn_in"),
+        ffn_out=linear(i, "ffn_out"),
+        ffn_norm=norm(f"encoder.layer.{i}.output.LayerNorm"),
+    ) for i in range(config.num_hidden_layers)]
     release_freed_memory()
-    return Weights(embeddings, layers)
+    return Weights(embeddings, layers, packed_file)

@@ -14,7 +14,7 @@ from .threads import ThreadChoice, usable_cpus
 
 # the kernels' side, loaded on first use: importing e5np.kernels imports Numba and every kernel
 # module, which an application that only writes a manifest (corpus) or answers HTTP should not pay
-_FROM_KERNELS = {"kernels_compiled": "jit", "TARGETS": "target", "compile_features": "target",
+_FROM_KERNELS = {"kernels_compiled": "jit", "cache_home": "jit", "kernel_cache_dir": "jit", "kernels_built_for": "jit", "TARGETS": "target", "compile_features": "target",
                  "compile_tile": "target", "target_env": "target"}
 
 __all__ = [*_FROM_KERNELS, "AMX_FLAGS", "AVX512_BF16_FLAG", "amx_problem", "avx512_bf16_problem", "cpu_flags",

@@ -8,7 +8,6 @@ measurement ``"auto"`` assumes the bf16 path is faster and says that it was not 
 """
 
 import json
-import os
 import re
 import statistics
 import time
@@ -21,9 +20,10 @@ ROUNDS = 5
 
 
 def cache_file() -> Path:
+    from ..kernels.jit import cache_home
     from .cpu import cpu_name
 
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "e5np" / "gemm-probe"
+    base = Path(cache_home()) / "gemm-probe"
     cpu = re.sub(r"[^A-Za-z0-9]+", "-", cpu_name()).strip("-")
     return base / f"{cpu}-e5np-{__version__}.json"
 
