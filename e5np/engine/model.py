@@ -144,16 +144,33 @@ class E5Model:
         """Texts -> token ids, [CLS] ... [SEP] cut at ``max_length`` (``.truncated`` lists the cut
         texts). ``prefix`` and ``prompt`` as in ``encode``. With ``encode_tokens``, the two halves of
         ``encode``: a server counts and checks tokens before it queues them."""
-        texts = _check_texts(texts)
-        if prefix:
-            texts = [t if t.startswith(prefix) else prefix + t for t in texts]
-        if prompt:
-            texts = [prompt + t for t in texts]
+        texts = self.prompted(texts, prefix, prompt)
         try:
             return self.tokenizer.tokenize(texts)
         except TypeError:  # the tokenizers package's own message names neither the text nor the cause
             _raise_unencodable(texts)
             raise
+
+    def tokens(self, texts, prefix: str | None = None, prompt: str | None = None,
+               add_special_tokens: bool = True) -> list[list[dict]]:
+        """Every token of each (prompted) text, uncut, with its piece of the text and byte offsets
+        (TEI's ``/tokenize``; ``ModelTokenizer.tokens``)."""
+        texts = self.prompted(texts, prefix, prompt)
+        try:
+            return self.tokenizer.tokens(texts, add_special_tokens)
+        except TypeError:
+            _raise_unencodable(texts)
+            raise
+
+    @staticmethod
+    def prompted(texts, prefix: str | None = None, prompt: str | None = None) -> list[str]:
+        """The texts as the tokenizer sees them: ``prefix`` added unless there, ``prompt`` prepended."""
+        texts = _check_texts(texts)
+        if prefix:
+            texts = [t if t.startswith(prefix) else prefix + t for t in texts]
+        if prompt:
+            texts = [prompt + t for t in texts]
+        return texts
 
     def _prompt(self, prompt: str | None, prompt_name: str | None, prefix: str | None) -> str | None:
         if prompt is not None and prompt_name is not None:
@@ -173,10 +190,7 @@ class E5Model:
         max_batch_tokens = self.max_batch_tokens if max_batch_tokens is None else _at_least_one(
             "max_batch_tokens", max_batch_tokens)
         normalize = self.modules.normalize if normalize is None else normalize
-        for i, seq in enumerate(ids):
-            if not 0 < len(seq) <= self.config.max_tokens:
-                raise ValueError(f"ids[{i}] has {len(seq)} tokens; a sequence takes 1 to "
-                                 f"{self.config.max_tokens} (the model's position table)")
+        self._check_lengths(ids)
         out = np.zeros((len(ids), self.hidden_size), np.float32)
         batches = length_sorted_batches([len(seq) for seq in ids], batch_size, max_batch_tokens)
         progress = progress_bar(show_progress_bar, total=len(ids))
@@ -189,6 +203,27 @@ class E5Model:
                 progress.update(len(indices))
         progress.close()
         return out
+
+    def token_states(self, ids: list[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
+        """Token-id arrays from ``tokenize`` -> each text's last hidden state, float32 [len, hidden]
+        (every token's, [CLS] and [SEP] included: TEI's ``/embed_all``), batched as ``encode_tokens``
+        batches, which changes no value, bit for bit."""
+        self._check_lengths(ids)
+        out: list[np.ndarray] = [None] * len(ids)
+        with self._lock, self._blas_threads():
+            for indices in length_sorted_batches([len(seq) for seq in ids], batch_size, self.max_batch_tokens):
+                batch = pack([ids[i] for i in indices], self.config.position_pad_id)
+                with self._pass_threads(batch.num_tokens):
+                    x = encode_packed(batch, self.weights, self.config, self._workspace)
+                    for j, i in enumerate(indices):
+                        out[i] = x[batch.seq_starts[j]:batch.seq_starts[j + 1]].copy()
+        return out
+
+    def _check_lengths(self, ids: list[np.ndarray]) -> None:
+        for i, seq in enumerate(ids):
+            if not 0 < len(seq) <= self.config.max_tokens:
+                raise ValueError(f"ids[{i}] has {len(seq)} tokens; a sequence takes 1 to "
+                                 f"{self.config.max_tokens} (the model's position table)")
 
     def encode_iter(self, texts, batch_size: int = 32, chunk_size: int = 1024, **kwargs):
         """Embed an iterable of texts lazily: yields one ``encode`` result per ``chunk_size`` texts,

@@ -45,6 +45,36 @@ class ModelTokenizer:
         truncated = [i for i, e in enumerate(encodings) if e.overflowing]
         return TokenizedBatch(ids, truncated)
 
+    def tokens(self, texts: list[str], add_special_tokens: bool = True) -> list[list[dict]]:
+        """Every token of each text, uncut, as TEI's ``/tokenize`` gives it: ``id``, ``text`` (the
+        piece of the input it covers; a special token's own string), ``special``, and ``start`` /
+        ``stop``, byte offsets into the text's UTF-8 (None for special tokens)."""
+        out = []
+        for text, e in zip(texts, self._uncut().encode_batch(texts, add_special_tokens=add_special_tokens)):
+            byte_at = np.concatenate([[0], np.cumsum([len(c.encode("utf-8", "surrogatepass")) for c in text])])
+            out.append([{"id": i, "text": token, "special": True, "start": None, "stop": None} if special else
+                        {"id": i, "text": text[a:b], "special": False, "start": int(byte_at[a]), "stop": int(byte_at[b])}
+                        for i, token, (a, b), special in zip(e.ids, e.tokens, e.offsets, e.special_tokens_mask)])
+        return out
+
+    def decode(self, ids: list[list[int]], skip_special_tokens: bool = True) -> list[str]:
+        """Token ids -> text, one string per list (TEI's ``/decode``); ValueError naming an id outside the vocabulary."""
+        vocab = self._tokenizer.get_vocab_size(with_added_tokens=True)
+        for i, seq in enumerate(ids):
+            bad = next((t for t in seq if not 0 <= t < vocab), None)
+            if bad is not None:
+                raise ValueError(f"ids[{i}] holds {bad}, outside the tokenizer's {vocab} ids")
+        return self._tokenizer.decode_batch(ids, skip_special_tokens=skip_special_tokens)
+
+    def _uncut(self) -> Tokenizer:
+        """A copy without truncation, for ``tokens`` (the model's own copy stays cut at max_length;
+        neither is changed once made, so threads may share both)."""
+        if getattr(self, "_uncut_tokenizer", None) is None:
+            uncut = Tokenizer.from_str(self._tokenizer.to_str())
+            uncut.no_truncation()
+            self._uncut_tokenizer = uncut
+        return self._uncut_tokenizer
+
 
 def _load_tokenizer(folder: Path) -> Tokenizer:
     path = folder / "tokenizer.json"

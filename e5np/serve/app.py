@@ -10,9 +10,6 @@ import asyncio
 import base64
 import hmac
 import importlib.metadata
-import json
-import logging
-import time
 
 import numpy as np
 from starlette.applications import Starlette
@@ -25,20 +22,13 @@ from starlette.routing import Route
 from ..errors import UnencodableTextError
 from ..runtime import kernels_compiled
 from .batcher import Batcher
+from .endpoint import endpoint, error_response, json_response, read_json
 from .metrics import ServerMetrics
-from .protocol import RequestError, openai_request, orjson, parse_json, similarity_request, tei_request
+from .openapi import describe
+from .protocol import RequestError, openai_request, similarity_request, tei_request
 from .settings import ServeSettings
-
-log = logging.getLogger("e5np.serve")
+from .tei_tokens import tei_decode, tei_embed_all, tei_tokenize
 TOKENIZE_IN_THREAD = 16  # texts: above this, tokenizing off the event loop is worth a thread hop
-
-
-def json_response(content, status: int = 200, headers: dict | None = None) -> Response:
-    if orjson is not None:
-        body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
-    else:
-        body = json.dumps(content, default=lambda a: a.tolist()).encode()
-    return Response(body, status, headers, media_type="application/json")
 
 
 def shorten(vectors: np.ndarray, dimensions: int | None, normalize: bool) -> np.ndarray:
@@ -80,22 +70,7 @@ class EmbeddingService:
 
     async def embed(self, request, headers: dict) -> tuple[np.ndarray, int]:
         """Texts -> float32 vectors (bit for bit ``model.encode`` of each text), and their tokens."""
-        model = self.model
-        try:  # the model's own prompts where it has them (bge, E5-instruct), else E5's prefixes
-            prompt = model.role_prompt(request.role) if request.role else {}
-        except ValueError as e:
-            raise RequestError("validation", str(e)) from None
-        tokenize = (lambda: model.tokenize(request.texts, **prompt))
-        try:
-            tokens = await run_in_threadpool(tokenize) if len(request.texts) > TOKENIZE_IN_THREAD else tokenize()
-        except UnencodableTextError as e:
-            name = f"{request.field}[{e.index}]"
-            raise RequestError("validation", f"'{name}' is not valid Unicode: a lone surrogate {e.char!r} at "
-                               f"character {e.position}", name) from None
-        if not request.truncate and tokens.truncated:
-            i = tokens.truncated[0]
-            raise RequestError("too_long", f"text {i} is longer than the model's {model.max_length} tokens "
-                               "and truncate is false", f"{request.field}[{i}]")
+        tokens = await self.tokenize(request)
         work = self.batcher.submit(tokens.ids, request.normalize)
         vectors = await asyncio.wrap_future(work.future)
         count = sum(len(ids) for ids in tokens.ids)
@@ -103,6 +78,34 @@ class EmbeddingService:
         self.metrics.embedded(len(tokens.ids), count, queue, inference)
         headers.update({"x-queue-time": f"{queue * 1000:.0f}", "x-inference-time": f"{inference * 1000:.0f}"})
         return shorten(vectors, request.dimensions, request.normalize), count
+
+    async def tokenize(self, request):
+        """The request's texts as token ids, with the role's prompt; a bad or (with truncate false)
+        over-long text is refused here, naming it, before anything queues."""
+        model = self.model
+        tokens = await self.off_loop(request, lambda prompt: model.tokenize(request.texts, **prompt))
+        if not request.truncate and tokens.truncated:
+            i = tokens.truncated[0]
+            raise RequestError("too_long", f"text {i} is longer than the model's {model.max_length} tokens "
+                               "and truncate is false", f"{request.field}[{i}]")
+        return tokens
+
+    async def off_loop(self, request, tokenize):
+        """``tokenize(prompt)`` with the request role's prompt (the model's own where it has them:
+        bge, E5-instruct; else E5's prefixes), in a thread when the request is large; a text the
+        tokenizer cannot take is refused naming it."""
+        try:
+            prompt = self.model.role_prompt(request.role) if request.role else {}
+        except ValueError as e:
+            raise RequestError("validation", str(e)) from None
+        try:
+            if len(request.texts) > TOKENIZE_IN_THREAD:
+                return await run_in_threadpool(tokenize, prompt)
+            return tokenize(prompt)
+        except UnencodableTextError as e:
+            name = f"{request.field}[{e.index}]"
+            raise RequestError("validation", f"'{name}' is not valid Unicode: a lone surrogate {e.char!r} at "
+                               f"character {e.position}", name) from None
 
     def authorized(self, request: Request) -> bool:
         key = self.settings.api_key
@@ -112,53 +115,10 @@ class EmbeddingService:
         return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode())
 
 
-def endpoint(route: str, dialect: str, protected: bool = True):
-    """Wraps a handler: API key, body limit, errors in the dialect's shape, timing, metrics."""
-    def wrap(handler):
-        async def run(request: Request) -> Response:
-            service: EmbeddingService = request.app.state.service
-            started, headers = time.perf_counter(), {}
-            try:
-                if protected and not service.authorized(request):
-                    raise RequestError("unauthorized", "missing or wrong API key: send 'Authorization: Bearer KEY'")
-                response = await handler(service, request, headers)
-            except RequestError as e:
-                response = error_response(e, dialect)
-            except Exception as e:  # noqa: BLE001 - never a traceback in a response
-                log.exception("%s failed", route)
-                response = error_response(RequestError("backend", f"internal error: {type(e).__name__}"), dialect)
-            seconds = time.perf_counter() - started
-            response.headers["x-total-time"] = f"{seconds * 1000:.0f}"
-            response.headers.update(headers)
-            service.metrics.request(route, response.status_code, seconds)
-            return response
-        return run
-    return wrap
-
-
-def error_response(error: RequestError, dialect: str) -> Response:
-    status, body = error.openai() if dialect == "openai" else error.tei()
-    headers = {"retry-after": str(error.retry_after)} if error.retry_after else None
-    return json_response(body, status, headers)
-
-
-async def read_json(request: Request, limit: int):
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise RequestError("payload", f"the body has {declared} bytes; at most {limit} (--payload-limit)")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestError("payload", f"the body is over {limit} bytes (--payload-limit)")
-        chunks.append(chunk)
-    return parse_json(b"".join(chunks))
-
-
 @endpoint("/v1/embeddings", "openai")
 async def openai_embeddings(service: EmbeddingService, request: Request, headers: dict) -> Response:
     s, model = service.settings, service.model
-    body = openai_request(await read_json(request, s.payload_limit), s.role, model.hidden_size,
+    body = openai_request(await read_json(request, s), s.role, model.hidden_size,
                           s.max_client_batch_size)
     vectors, tokens = await service.embed(body, headers)
     encode = base64_floats if body.encoding_format == "base64" else (lambda v: v)
@@ -170,7 +130,7 @@ async def openai_embeddings(service: EmbeddingService, request: Request, headers
 @endpoint("/embed", "tei")
 async def tei_embed(service: EmbeddingService, request: Request, headers: dict) -> Response:
     s, model = service.settings, service.model
-    body = tei_request(await read_json(request, s.payload_limit), s.role, model.hidden_size,
+    body = tei_request(await read_json(request, s), s.role, model.hidden_size,
                        s.max_client_batch_size)
     vectors, _ = await service.embed(body, headers)
     return json_response(vectors, headers=headers)
@@ -180,7 +140,7 @@ async def tei_embed(service: EmbeddingService, request: Request, headers: dict) 
 async def tei_similarity(service: EmbeddingService, request: Request, headers: dict) -> Response:
     s = service.settings
     service.model  # noqa: B018 - 503 before the body is read, while the model loads
-    body, _ = similarity_request(await read_json(request, s.payload_limit), s.role, s.max_client_batch_size)
+    body, _ = similarity_request(await read_json(request, s), s.role, s.max_client_batch_size)
     vectors, _ = await service.embed(body, headers)
     scores = vectors[1:].astype(np.float64) @ vectors[0].astype(np.float64)
     return json_response(scores.tolist(), headers=headers)
@@ -206,6 +166,11 @@ async def info(service: EmbeddingService, request: Request, headers: dict) -> Re
         "version": importlib.metadata.version("e5np")})
 
 
+@endpoint("/openapi.json", "tei", protected=False)
+async def openapi(service: EmbeddingService, request: Request, headers: dict) -> Response:
+    return json_response(describe(importlib.metadata.version("e5np")))
+
+
 @endpoint("/metrics", "tei", protected=False)
 async def metrics(service: EmbeddingService, request: Request, headers: dict) -> Response:
     return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
@@ -224,9 +189,13 @@ def create_app(batcher: Batcher, settings: ServeSettings) -> Starlette:
               Route("/embeddings", openai_embeddings, methods=["POST"]),
               Route("/embed", tei_embed, methods=["POST"]),
               Route("/similarity", tei_similarity, methods=["POST"]),
+              Route("/tokenize", tei_tokenize, methods=["POST"]),
+              Route("/decode", tei_decode, methods=["POST"]),
+              Route("/embed_all", tei_embed_all, methods=["POST"]),
               Route("/health", health, methods=["GET"]),
               Route("/info", info, methods=["GET"]),
-              Route("/metrics", metrics, methods=["GET"])]
+              Route("/metrics", metrics, methods=["GET"]),
+              Route("/openapi.json", openapi, methods=["GET"])]
     app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
     app.state.service = EmbeddingService(batcher, settings, metrics_)
     return app

@@ -18,6 +18,7 @@ ENCODING_FORMATS = ("float", "base64")
 
 # kind -> (OpenAI status, OpenAI type, TEI status, TEI error_type)
 ERROR_STATUS = {
+    "syntax": (400, "invalid_request_error", 400, "Validation"),  # not JSON at all: axum's rejection in TEI is a 400
     "validation": (400, "invalid_request_error", 422, "Validation"),
     "empty": (400, "invalid_request_error", 400, "Empty"),
     "too_many_texts": (413, "invalid_request_error", 422, "Validation"),
@@ -28,6 +29,8 @@ ERROR_STATUS = {
     "unavailable": (503, "server_error", 503, "Unhealthy"),
     "backend": (500, "server_error", 500, "Backend"),
     "not_found": (404, "invalid_request_error", 404, "NotFound"),
+    "timeout": (408, "invalid_request_error", 408, "Validation"),
+    "disconnected": (499, "invalid_request_error", 499, "Validation"),  # nginx's "client closed request": no one reads it
 }
 
 
@@ -58,7 +61,9 @@ class EmbedRequest:
 
 def parse_json(body: bytes):
     """The body as JSON. orjson refuses lone surrogates ("\\ud800") that Python strings can hold:
-    the stdlib parser then takes them, and ``texts`` names the text that has one."""
+    the stdlib parser then takes them, and ``texts`` names the text that has one. What neither
+    takes is a 400: bad syntax, bad UTF-8, nesting deeper than the parser's stack (RecursionError),
+    an integer of more digits than Python converts (ValueError)."""
     if orjson is not None:
         try:
             return orjson.loads(body)
@@ -66,8 +71,10 @@ def parse_json(body: bytes):
             pass
     try:
         return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RequestError("validation", f"the request body is not valid JSON: {e}") from None
+    except RecursionError:
+        raise RequestError("syntax", "the request body is nested too deeply to be a request") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, int digit limit
+        raise RequestError("syntax", f"the request body is not valid JSON: {e}") from None
 
 
 def openai_request(body, default_role: str | None, hidden_size: int, max_texts: int) -> EmbedRequest:
@@ -101,6 +108,43 @@ def tei_request(body, default_role: str | None, hidden_size: int, max_texts: int
                         _role(body.get("prompt_name"), "prompt_name", default_role),
                         normalize=_bool(body, "normalize", True), truncate=_bool(body, "truncate", True),
                         dimensions=_dimensions(body.get("dimensions"), hidden_size))
+
+
+@dataclass(frozen=True)
+class TokenizeRequest:
+    field: str
+    texts: list[str]
+    role: str | None
+    add_special_tokens: bool = True
+
+
+def tokenize_request(body, default_role: str | None, max_texts: int) -> TokenizeRequest:
+    """TEI's /tokenize: {"inputs", "add_special_tokens", "prompt_name"}."""
+    body = _object(body)
+    if "inputs" not in body:
+        raise RequestError("validation", "'inputs' is required: a string or a list of strings", "inputs")
+    return TokenizeRequest("inputs", texts(body["inputs"], "inputs", max_texts),
+                           _role(body.get("prompt_name"), "prompt_name", default_role),
+                           _bool(body, "add_special_tokens", True))
+
+
+def decode_request(body, max_texts: int) -> tuple[list[list[int]], bool]:
+    """TEI's /decode: {"ids": [int] or [[int]], "skip_special_tokens"} -> (lists of ids, skip)."""
+    body = _object(body)
+    ids = body.get("ids")
+    lists = [ids] if isinstance(ids, list) and all(_is_id(i) for i in ids) else ids
+    if not isinstance(lists, list) or not lists or not all(
+            isinstance(seq, list) and all(_is_id(i) for i in seq) for seq in lists):
+        raise RequestError("validation", "'ids' must be a non-empty list of token ids (whole numbers), or a "
+                           "list of such lists", "ids")
+    if len(lists) > max_texts:
+        raise RequestError("too_many_texts", f"'ids' has {len(lists)} lists; at most {max_texts} a request "
+                           "(--max-client-batch-size)", "ids")
+    return lists, _bool(body, "skip_special_tokens", True)
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def similarity_request(body, default_role: str | None, max_texts: int) -> tuple[EmbedRequest, int]:
