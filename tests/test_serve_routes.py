@@ -25,13 +25,20 @@ def server(minilm_folder):
     running.stop()
 
 
+def _reference(folder) -> Tokenizer:
+    """The model's tokenizer.json read by the tokenizers package alone, uncut and unpadded."""
+    reference = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    reference.no_truncation()
+    reference.no_padding()  # this file pads to 128
+    return reference
+
+
 def post(server, route, body):
     return httpx.post(server.url + route, json=body, timeout=60)
 
 
 def test_tokenize_gives_every_token_with_its_bytes(server, minilm_folder):
-    reference = Tokenizer.from_file(str(minilm_folder / "tokenizer.json"))
-    reference.no_truncation()
+    reference = _reference(minilm_folder)
     long_text = "protein " * 400  # past max_length: /tokenize does not cut
     reply = post(server, "/tokenize", {"inputs": TEXTS + [long_text]})
     assert reply.status_code == 200, reply.text
@@ -47,7 +54,7 @@ def test_tokenize_gives_every_token_with_its_bytes(server, minilm_folder):
 
 
 def test_decode_turns_ids_back_into_text(server, minilm_folder):
-    reference = Tokenizer.from_file(str(minilm_folder / "tokenizer.json"))
+    reference = _reference(minilm_folder)
     ids = [reference.encode(t).ids for t in TEXTS]
     assert post(server, "/decode", {"ids": ids}).json() == [reference.decode(i) for i in ids]
     with_special = post(server, "/decode", {"ids": ids[0], "skip_special_tokens": False}).json()

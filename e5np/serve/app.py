@@ -22,6 +22,7 @@ from starlette.routing import Route
 from ..errors import UnencodableTextError
 from ..runtime import kernels_compiled
 from .batcher import Batcher
+from .embedding_cache import EmbeddingCache
 from .endpoint import endpoint, error_response, json_response, read_json
 from .metrics import ServerMetrics
 from .openapi import describe
@@ -49,8 +50,8 @@ def base64_floats(vector: np.ndarray) -> str:
 class EmbeddingService:
     """What the routes share: the settings, the model thread, the metrics."""
 
-    def __init__(self, batcher: Batcher, settings: ServeSettings, metrics: ServerMetrics):
-        self.batcher, self.settings, self.metrics = batcher, settings, metrics
+    def __init__(self, batcher: Batcher, settings: ServeSettings, metrics: ServerMetrics, cache: EmbeddingCache):
+        self.batcher, self.settings, self.metrics, self.cache = batcher, settings, metrics, cache
 
     def batcher_state(self) -> str:
         """What the model thread is doing, for a 503: loading, compiling or warming up, or failed."""
@@ -69,14 +70,25 @@ class EmbeddingService:
         return self.batcher.model
 
     async def embed(self, request, headers: dict) -> tuple[np.ndarray, int]:
-        """Texts -> float32 vectors (bit for bit ``model.encode`` of each text), and their tokens."""
+        """Texts -> float32 vectors (bit for bit ``model.encode`` of each text), and their tokens.
+        Texts the cache holds are not queued; a request whose texts are all cached never waits."""
         tokens = await self.tokenize(request)
-        work = self.batcher.submit(tokens.ids, request.normalize)
-        vectors = await asyncio.wrap_future(work.future)
+        cached = self.cache.get_many(tokens.ids, request.normalize)
+        missing = [i for i, v in enumerate(cached) if v is None]
+        vectors = np.empty((len(cached), self.model.hidden_size), np.float32)
+        queue = inference = 0.0
+        if missing:
+            work = self.batcher.submit([tokens.ids[i] for i in missing], request.normalize)
+            vectors[missing] = await asyncio.wrap_future(work.future)
+            self.cache.put_many([tokens.ids[i] for i in missing], request.normalize, vectors[missing])
+            queue, inference = work.started_at - work.queued_at, work.finished_at - work.started_at
+        for i, v in enumerate(cached):
+            if v is not None:
+                vectors[i] = v
         count = sum(len(ids) for ids in tokens.ids)
-        queue, inference = work.started_at - work.queued_at, work.finished_at - work.started_at
         self.metrics.embedded(len(tokens.ids), count, queue, inference)
-        headers.update({"x-queue-time": f"{queue * 1000:.0f}", "x-inference-time": f"{inference * 1000:.0f}"})
+        headers.update({"x-queue-time": f"{queue * 1000:.0f}", "x-inference-time": f"{inference * 1000:.0f}",
+                        "x-cache-hits": str(len(cached) - len(missing))})
         return shorten(vectors, request.dimensions, request.normalize), count
 
     async def tokenize(self, request):
@@ -163,6 +175,7 @@ async def info(service: EmbeddingService, request: Request, headers: dict) -> Re
         "model_id": s.model_name, "model_path": s.model, "ready": batcher.ready.is_set(), **described,
         "default_prefix": s.default_prefix, "max_client_batch_size": s.max_client_batch_size,
         "max_batch_tokens": s.max_batch_tokens, "max_queue": s.max_queue, "payload_limit": s.payload_limit,
+        "cache_mb": s.cache_mb, "cache_entries": len(service.cache),
         "version": importlib.metadata.version("e5np")})
 
 
@@ -183,7 +196,8 @@ async def not_found(request: Request, exc: HTTPException) -> Response:
 
 
 def create_app(batcher: Batcher, settings: ServeSettings) -> Starlette:
-    metrics_ = ServerMetrics(lambda: batcher.queued_texts)
+    cache = EmbeddingCache(int(settings.cache_mb * 2**20))
+    metrics_ = ServerMetrics(lambda: batcher.queued_texts, cache)
     batcher.observe = metrics_.batch
     routes = [Route("/v1/embeddings", openai_embeddings, methods=["POST"]),
               Route("/embeddings", openai_embeddings, methods=["POST"]),
@@ -197,5 +211,5 @@ def create_app(batcher: Batcher, settings: ServeSettings) -> Starlette:
               Route("/metrics", metrics, methods=["GET"]),
               Route("/openapi.json", openapi, methods=["GET"])]
     app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
-    app.state.service = EmbeddingService(batcher, settings, metrics_)
+    app.state.service = EmbeddingService(batcher, settings, metrics_, cache)
     return app

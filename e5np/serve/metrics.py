@@ -26,11 +26,13 @@ class Counter:
 
 
 class Gauge:
-    def __init__(self, name: str, help: str, read):
-        self.name, self.help, self.read = name, help, read
+    """A value read when rendered (``kind="counter"`` for a total kept elsewhere, e.g. the cache's)."""
+
+    def __init__(self, name: str, help: str, read, kind: str = "gauge"):
+        self.name, self.help, self.read, self.kind = name, help, read, kind
 
     def lines(self):
-        yield f"# TYPE {self.name} gauge"
+        yield f"# TYPE {self.name} {self.kind}"
         yield f"{self.name} {self.read():g}"
 
 
@@ -57,7 +59,7 @@ class Histogram:
 class ServerMetrics:
     """What the server counts; ``render`` is the /metrics body."""
 
-    def __init__(self, queue_size):
+    def __init__(self, queue_size, cache=None):
         self._lock = threading.Lock()
         self.requests = Counter("te_request_count", "requests by route and status")
         self.texts = Counter("e5np_texts_total", "texts embedded")
@@ -71,6 +73,12 @@ class ServerMetrics:
         self.queue = Gauge("te_queue_size", "texts waiting for the model", queue_size)
         self._all = [self.requests, self.texts, self.tokens, self.request_time, self.queue_time,
                      self.inference_time, self.batch_size, self.batch_tokens, self.queue]
+        if cache is not None:  # TEI has no cache: e5np's own names
+            self._all += [Gauge("e5np_cache_hits_total", "texts answered from the embedding cache", lambda: cache.hits, "counter"),
+                          Gauge("e5np_cache_misses_total", "texts the cache did not hold", lambda: cache.misses, "counter"),
+                          Gauge("e5np_cache_evictions_total", "entries evicted to stay within --cache-mb",
+                                lambda: cache.evictions, "counter"),
+                          Gauge("e5np_cache_bytes", "bytes the cache holds", lambda: cache.bytes)]
 
     def request(self, route: str, status: int, seconds: float) -> None:
         with self._lock:

@@ -44,6 +44,7 @@ OPTIONS = [
     Option("--max-batch-tokens", int, MAX_BATCH_TOKENS, "tokens the model thread takes per step at most"),
     Option("--max-queue", int, 4096, "texts waiting at most; past it a request gets 429"),
     Option("--payload-limit", int, 2_000_000, "request body in bytes at most"),
+    Option("--cache-mb", float, 64.0, "MiB of embeddings kept for repeated texts (exact: batch-invariant); 0: none"),
     Option("--body-timeout", float, 30.0, "seconds a client may take to send its request body (then 408)"),
     Option("--max-length", int, None, "truncate inputs to this many tokens (default: the model's)"),
     Option("--num-threads", int, None, "Numba threads of the model (default: the CPUs this process may use)"),
@@ -65,6 +66,7 @@ class ServeSettings:
     max_queue: int = 4096
     payload_limit: int = 2_000_000
     body_timeout: float = 30.0
+    cache_mb: float = 64.0
     max_length: int | None = None
     num_threads: int | None = None
     graceful_timeout: float = 30.0
@@ -73,6 +75,8 @@ class ServeSettings:
         for name in ("max_client_batch_size", "max_batch_tokens", "max_queue", "payload_limit"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
+        if not self.cache_mb >= 0:
+            raise ValueError(f"--cache-mb must be 0 (no cache) or more, not {self.cache_mb}")
         if not self.body_timeout > 0:
             raise ValueError(f"--body-timeout must be more than 0 seconds, not {self.body_timeout}")
         if self.max_queue < self.max_client_batch_size:
