@@ -36,7 +36,21 @@ def fma_tile_(typingctx, x_addr, x_stride, b_addr, k_count, c_addr, c_stride):
     return sig, codegen
 
 
-def emit_tile(builder, args, tile: Tile) -> None:
+@intrinsic
+def fma_tile_packed_(typingctx, x_addr, x_stride, b_addr, k_count, c_addr, c_stride):
+    """``fma_tile_`` with x packed as a micro-panel: its MR values of each k side by side
+    ([k_count, MR], ``x_stride`` unused), so each k's broadcasts read one cache line, in order,
+    instead of MR rows a whole row apart (which share an L1 set when the row is 4 KiB)."""
+    sig = types.void(types.intp, types.intp, types.intp, types.intp, types.intp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        emit_tile(builder, args, TILE, packed_x=True)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def emit_tile(builder, args, tile: Tile, packed_x: bool = False) -> None:
     """The micro-kernel's IR at ``builder`` for ``tile`` (args: the six i64 values of ``fma_tile_``).
     A function of its own so that the tile of another architecture can be compiled and read
     (``tests/test_tiles.py`` builds the NEON tile for AArch64 on any host)."""
@@ -66,8 +80,11 @@ def emit_tile(builder, args, tile: Tile) -> None:
     bk = builder.mul(k, ir.Constant(i64, tile.nr))
     panel = [builder.load(vector_at(b, builder.add(bk, ir.Constant(i64, v * lanes))), align=4) for v in range(vectors)]
     summed = []
+    xk = builder.mul(k, ir.Constant(i64, tile.mr))
     for r in range(tile.mr):
-        a = builder.load(builder.gep(x, [builder.add(builder.mul(ir.Constant(i64, r), x_stride), k)]))
+        at = (builder.add(xk, ir.Constant(i64, r)) if packed_x
+              else builder.add(builder.mul(ir.Constant(i64, r), x_stride), k))
+        a = builder.load(builder.gep(x, [at]))
         a_all = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(i32, 0)), undef, broadcast_lane0)
         summed += [multiply_add(a_all, panel[v], acc[r * vectors + v]) for v in range(vectors)]
     k_next = builder.add(k, ir.Constant(i64, 1))

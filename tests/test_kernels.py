@@ -110,6 +110,18 @@ def test_pack_weight(n, k):
     assert np.array_equal(kernels.pack_weight(w), expected)
 
 
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (5, 64, 40), (37, 200, 70), (64, 130, 600), (130, 65, 96)])
+def test_packing_x_changes_no_bit(m, k, n):
+    """x packed into micro-panels (``gemm.packs_x``) or read as rows: the same FMA chains, the same
+    bits, partial tiles and a reused, larger buffer included."""
+    x, panels = randn(m, k), kernels.pack_weight(randn(n, k))
+    rows, packed = np.empty((m, n), np.float32), np.full((m, n), np.nan, np.float32)
+    kernels.matmul_packed_(rows, x, panels, pack_x=False)
+    buffer = np.full(gemm.x_panel_size(m + 7, k + 3), np.nan, np.float32)
+    kernels.matmul_packed_(packed, x, panels, buffer, pack_x=True)
+    assert np.array_equal(rows, packed)
+
+
 def test_gemm_rows_do_not_depend_on_the_batch():
     """Each output row is the same float32 bits whatever rows surround it (tile edges included)."""
     x, panels = randn(37, 200), kernels.pack_weight(randn(70, 200))

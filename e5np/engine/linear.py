@@ -58,7 +58,9 @@ class Linear:
         """out = x @ W^T (the bias is left to the fused epilogue that follows). x is float32 rows,
         or, on a bf16 path, bf16 tiles already (written by the epilogue before: GELU, LayerNorm)."""
         if self.gemm == "numba":
-            gemm.matmul_packed_(out, x, self.weight)
+            x_panels = (ws.get("x micro-panels", gemm.x_panel_size(*x.shape), 1).reshape(-1)
+                        if gemm.packs_x(self.weight.shape[0]) else None)
+            gemm.matmul_packed_(out, x, self.weight, x_panels)
         elif self.reads_tiles:
             bf16_kernels(self.gemm).matmul_bf16_(out, self._as_tiles(x, ws), self.weight, split=self.split)
         else:
