@@ -13,13 +13,15 @@ import pytest
 
 from serving import RunningServer
 
-POST_ROUTES = ["/v1/embeddings", "/embeddings", "/embed", "/similarity"]
-BODY_TIMEOUT = 1.0
+POST_ROUTES = ["/v1/embeddings", "/embeddings", "/embed", "/similarity", "/tokenize", "/decode", "/embed_all"]
+GET_ROUTES = ["/health", "/info", "/metrics", "/openapi.json"]
+BODY_TIMEOUT = HEADER_TIMEOUT = 1.0
 
 
 @pytest.fixture(scope="module")
 def server(minilm_folder):
-    running = RunningServer("--model", str(minilm_folder), "--max-length", "64", "--body-timeout", str(BODY_TIMEOUT))
+    running = RunningServer("--model", str(minilm_folder), "--max-length", "64", "--body-timeout", str(BODY_TIMEOUT),
+                            "--header-timeout", str(HEADER_TIMEOUT))
     yield running
     running.stop()
 
@@ -51,7 +53,9 @@ def hostile_bodies(count=240, seed=29):
              b'{"inputs": {"source_sentence": "a", "sentences": ["b", "c"]}}']
     bodies = [b"[" * 1500 + b"]" * 1500, b'{"input": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
               b'{"input": ' * 3000, b'{"inputs": ' + b"9" * 5000 + b"}", b'{"input": 1e999999}', b"\xff\xfe\xfa",
-              b'{"input": "\xed\xa0\x80"}', b"", b"null", b'"just a string"', b"{}" * 3]
+              b'{"input": "\xed\xa0\x80"}', b"", b"null", b'"just a string"', b"{}" * 3,
+              b'{"input": "nul \x00 byte"}', b'{"inputs": "\\u0000"}', b'{"inputs": ["\\udc00", "\\ud83d"]}',
+              b'{"ids": [[1, 2], [3, "4"]]}', b'{"ids": [' + b"1," * 5000 + b'1]}', b'{"inputs": {"source_sentence": 1}}']
     while len(bodies) < count:
         kind = rng.integers(0, 4)
         if kind == 0:
@@ -66,15 +70,25 @@ def hostile_bodies(count=240, seed=29):
     return bodies
 
 
+CONTENT_TYPES = ["application/json", "text/plain", None, "multipart/form-data; boundary=x", "application/json; charset=latin-1"]
+
+
 def test_garbage_on_every_route_is_refused_never_a_500(server):
     statuses = {}
     with httpx.Client(base_url=server.url, timeout=30) as client:
         for i, body in enumerate(hostile_bodies()):
             route = POST_ROUTES[i % len(POST_ROUTES)]
-            reply = client.post(route, content=body, headers={"content-type": "application/json"})
+            kind = CONTENT_TYPES[(i // len(POST_ROUTES)) % len(CONTENT_TYPES)]
+            reply = client.post(route, content=body, headers={"content-type": kind} if kind else {})
             statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
             assert reply.status_code < 500, f"{route} answered {reply.status_code} to {body[:80]!r}: {reply.text[:300]}"
             assert reply.headers["content-type"].startswith("application/json")
+        for route in GET_ROUTES:  # the other methods, and bodies where none belongs
+            assert client.get(route, params={"x": "\x00"}).status_code == 200
+            assert client.request("GET", route, content=b"\xff" * 100).status_code == 200
+            wrong = client.put(route, content=b"{}")
+            assert wrong.status_code == 405 and "error" in wrong.json()
+        assert client.get("/embed").status_code == 405
         assert client.get("/health").status_code == 200
     assert set(statuses) <= {200, 400, 413, 422}, statuses
     assert statuses.get(400, 0) > 0 and statuses.get(422, 0) > 0  # both kinds of refusal were met
@@ -125,6 +139,30 @@ def test_a_trickled_body_gets_408_and_others_are_served_meanwhile(server):
     assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
     assert b"--body-timeout" in reply
     assert time.monotonic() - started < BODY_TIMEOUT + 5
+
+
+@pytest.mark.parametrize("sent", [b"", b"POST /embed HTTP/1.1\r\nhost: x\r\n"], ids=["nothing", "half headers"])
+def test_a_connection_without_headers_is_closed_and_frees_its_slot(server, sent):
+    host, port = server.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=HEADER_TIMEOUT + 10)
+    started = time.monotonic()
+    try:
+        sock.sendall(sent)
+        assert httpx.post(server.url + "/embed", json={"inputs": "meanwhile"}).status_code == 200
+        reply = b""
+        while chunk := sock.recv(4096):
+            reply += chunk
+    finally:
+        sock.close()
+    assert time.monotonic() - started < HEADER_TIMEOUT + 5, "the connection was not closed in time"
+    assert reply.startswith(b"HTTP/1.1 408") and b"--header-timeout" in reply, reply[:200]
+
+
+def test_keep_alive_clients_are_not_cut(server):
+    with httpx.Client(base_url=server.url) as client:
+        for _ in range(3):
+            assert client.post("/embed", json={"inputs": "again"}).status_code == 200
+            time.sleep(HEADER_TIMEOUT * 0.6)
 
 
 def test_a_client_gone_halfway_is_no_error(server):

@@ -191,7 +191,7 @@ async def metrics(service: EmbeddingService, request: Request, headers: dict) ->
 
 async def not_found(request: Request, exc: HTTPException) -> Response:
     dialect = "openai" if request.url.path.startswith("/v1") else "tei"
-    kind = "not_found" if exc.status_code == 404 else "validation"
+    kind = {404: "not_found", 405: "method"}.get(exc.status_code, "validation")
     return error_response(RequestError(kind, f"{request.method} {request.url.path}: {exc.detail}"), dialect)
 
 

@@ -29,6 +29,7 @@ ERROR_STATUS = {
     "unavailable": (503, "server_error", 503, "Unhealthy"),
     "backend": (500, "server_error", 500, "Backend"),
     "not_found": (404, "invalid_request_error", 404, "NotFound"),
+    "method": (405, "invalid_request_error", 405, "Validation"),
     "timeout": (408, "invalid_request_error", 408, "Validation"),
     "disconnected": (499, "invalid_request_error", 499, "Validation"),  # nginx's "client closed request": no one reads it
 }

@@ -17,6 +17,7 @@ from ..errors import E5npError
 from ..runtime import listen_exclusively, stop_signals
 from .app import create_app
 from .batcher import Batcher
+from .header_timeout import with_header_timeout
 from .settings import ServeSettings
 
 log = logging.getLogger("e5np.serve")
@@ -66,7 +67,8 @@ def serve(settings: ServeSettings, load=None) -> int:
     batcher = Batcher(load or (lambda: load_model(settings)), settings.max_batch_tokens, settings.max_queue)
     app = create_app(batcher, settings)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=settings.graceful_timeout)
+                            timeout_graceful_shutdown=settings.graceful_timeout,
+                            http=with_header_timeout(settings.header_timeout))
     server = Server(config)
 
     def stop_if_load_fails():

@@ -46,6 +46,7 @@ OPTIONS = [
     Option("--payload-limit", int, 2_000_000, "request body in bytes at most"),
     Option("--cache-mb", float, 64.0, "MiB of embeddings kept for repeated texts (exact: batch-invariant); 0: none"),
     Option("--body-timeout", float, 30.0, "seconds a client may take to send its request body (then 408)"),
+    Option("--header-timeout", float, 10.0, "seconds a connection may take to send a request's headers (then closed)"),
     Option("--max-length", int, None, "truncate inputs to this many tokens (default: the model's)"),
     Option("--num-threads", int, None, "Numba threads of the model (default: the CPUs this process may use)"),
     Option("--graceful-timeout", float, 30.0, "seconds to finish accepted requests on SIGTERM"),
@@ -66,6 +67,7 @@ class ServeSettings:
     max_queue: int = 4096
     payload_limit: int = 2_000_000
     body_timeout: float = 30.0
+    header_timeout: float = 10.0
     cache_mb: float = 64.0
     max_length: int | None = None
     num_threads: int | None = None
@@ -77,8 +79,9 @@ class ServeSettings:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
         if not self.cache_mb >= 0:
             raise ValueError(f"--cache-mb must be 0 (no cache) or more, not {self.cache_mb}")
-        if not self.body_timeout > 0:
-            raise ValueError(f"--body-timeout must be more than 0 seconds, not {self.body_timeout}")
+        for name in ("body_timeout", "header_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be more than 0 seconds, not {getattr(self, name)}")
         if self.max_queue < self.max_client_batch_size:
             raise ValueError(f"--max-queue ({self.max_queue}) must be at least --max-client-batch-size "
                              f"({self.max_client_batch_size}): a full request must fit the queue")
