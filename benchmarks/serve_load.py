@@ -159,10 +159,10 @@ def in_process(folder: Path, requests: list[list[str]], seconds: float) -> dict:
     return {"texts_per_s": done / (time.perf_counter() - start)}
 
 
-def start_server(folder: Path, max_queue: int) -> tuple[subprocess.Popen, int]:
+def start_server(folder: Path, max_queue: int, *extra: str) -> tuple[subprocess.Popen, int]:
     process = subprocess.Popen([sys.executable, "-m", "e5np", "serve", "--model", str(folder), "--port", "0",
-                                "--max-queue", str(max_queue), "--max-client-batch-size", str(min(max_queue, 2048))],
-                               stderr=subprocess.PIPE, text=True)
+                                "--max-queue", str(max_queue), "--max-client-batch-size", str(min(max_queue, 2048)),
+                                *extra], stderr=subprocess.PIPE, text=True)
     port = int(re.search(r":(\d+) ", process.stderr.readline()).group(1))
     import httpx
     while True:

@@ -107,7 +107,7 @@ def test_offline_and_not_cached_names_model_and_cache(tmp_path):
     assert result.returncode != 0
     assert "ModelNotFoundError" in result.stderr and "'intfloat/e5-large'" in result.stderr
     assert str(tmp_path) in result.stderr and "HF_HUB_OFFLINE=1" in result.stderr
-    assert "make_fixtures.py" in result.stderr and "folder" in result.stderr
+    assert "model_card_example.py" in result.stderr and "[demo]" in result.stderr and "folder" in result.stderr
 
 
 def test_missing_local_folder():
