@@ -2,9 +2,10 @@
 
   python benchmarks/serve_cache.py [--model FOLDER] [--seconds 20] [--rounds 2] [--name serve-cache-zen4]
 
-One query a request, drawn Zipf-like (s = 1.1) from speed.py's 256 queries plus 4,096 unique
-ones, so about half the requests repeat an earlier query, as a search service's traffic does;
-the same request sequence for both servers. Closed loop at concurrency 4 over loopback
+One query a request: half of them drawn Zipf-like (s = 1.1) from speed.py's 256 queries (the
+popular searches), half never seen before (a numbered question each), so about half the
+requests repeat an earlier query, as a search service's traffic does; the same request sequence
+for both servers, long enough that no run wraps around it. Closed loop at concurrency 4 over loopback
 (``serve_load.closed_loop``), servers taking turns each round: ``--cache-mb 64`` (the default)
 against ``--cache-mb 0``. Writes benchmarks/results/<name>.json and .md.
 """
@@ -27,16 +28,19 @@ from serve_load import closed_loop, start_server  # noqa: E402
 
 
 def zipf_queries(folder: Path, count: int, seed: int = 0) -> tuple[list[list[str]], float]:
+    """``count`` one-query requests (half popular, Zipf-like; half unique) and the share that repeat."""
     from workloads import make_workload
-    pool = make_workload("queries", folder / "tokenizer.json") + [f"query: unique question number {i}" for i in range(4096)]
+    popular = make_workload("queries", folder / "tokenizer.json")
     rng = np.random.default_rng(seed)
-    weights = 1.0 / np.arange(1, len(pool) + 1) ** 1.1
-    picks = rng.choice(len(pool), size=count, p=weights / weights.sum())
+    weights = 1.0 / np.arange(1, len(popular) + 1) ** 1.1
+    picks = rng.choice(len(popular), size=count, p=weights / weights.sum())
+    fresh = rng.random(count) < 0.5
+    texts = [f"query: unique question number {i}" if fresh[i] else popular[p] for i, p in enumerate(picks)]
     seen, repeats = set(), 0
-    for p in picks:
-        repeats += p in seen
-        seen.add(p)
-    return [[pool[p]] for p in picks], repeats / count
+    for t in texts:
+        repeats += t in seen
+        seen.add(t)
+    return [[t] for t in texts], repeats / count
 
 
 def main():
@@ -50,7 +54,7 @@ def main():
     parser.add_argument("--name", default="serve-cache")
     args = parser.parse_args()
     folder = args.model or make_fixtures.minilm()
-    requests, repeated = zipf_queries(folder, 20_000)
+    requests, repeated = zipf_queries(folder, 100_000)
     runs = {"cache 64 MiB": [], "no cache": []}
     for r in range(args.rounds):
         order = list(runs) if r % 2 == 0 else list(runs)[::-1]
@@ -66,7 +70,7 @@ def main():
               "repeated_share": repeated, "runs": runs}
     (HERE / "results" / f"{args.name}.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     md = [f"# Embedding cache on and off, {result['date']}, {result['cpu']}, 2 vCPUs", "",
-          f"{folder.name}, one query a request, Zipf-like draws ({repeated:.0%} of requests repeat an earlier query), "
+          f"{folder.name}, one query a request, half popular queries drawn Zipf-like, half unique ({repeated:.0%} of requests repeat an earlier query), "
           f"closed loop at concurrency 4, {args.seconds:g} s a run, {args.rounds} interleaved rounds (medians).", "",
           "| server | requests/s | p50 ms | p99 ms |", "|---|---|---|---|"]
     for name, values in runs.items():
