@@ -133,7 +133,8 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path, tiny_folder):
 
 
 def test_ctrl_c_stops_cleanly_and_the_rerun_continues(tmp_path, tiny_folder):
-    rows = [{"_id": str(i), "text": f"text {i} " * (1 + i % 40)} for i in range(3000)]
+    # 20,000 rows: enough that the run cannot end between its first shard and the signal (3,000 did, once)
+    rows = [{"_id": str(i), "text": f"text {i} " * (1 + i % 40)} for i in range(20000)]
     corpus = write_jsonl(tmp_path / "c.jsonl", rows)
     out = tmp_path / "out"
     args = [sys.executable, "-m", "e5np", "embed-corpus", str(corpus), "--model", str(tiny_folder),
