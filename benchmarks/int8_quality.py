@@ -1,15 +1,23 @@
-"""Would int8 GEMMs (VNNI) keep E5's quality? The numbers of issue #16's int8 gate, before a kernel.
+"""Which int8 scheme keeps E5's quality? The scheme study of issue #28, on real weights.
 
-  python benchmarks/int8_quality.py [--models all-MiniLM-L6-v2 e5-large-random]
+  python benchmarks/int8_quality.py [--models all-MiniLM-L6-v2 paraphrase-MiniLM-L3-v2 multilingual-e5-small]
 
-Simulates the int8 scheme issue #16 names, exactly: weights rounded to int8 per output channel
-(scale max|w| / 127), activations per token (scale max|x| / 127), the integer dot products summed
-exactly (in float64, where int8 x int8 sums of K <= 4096 are exact, as vpdpbusd's int32 would be),
-then scaled back to float32 and given the bias (and GELU) as e5np's fp32 path does. Everything else
-is e5np fp32. Configurations: every Linear in int8; each kind of Linear kept in fp32 alone (to find where
-int8 costs most); QKV and one FFN projection kept in fp32 (half the GEMM work left in int8). Metrics on all STS-B test sentences: per-text cosine to e5np fp32 (min
-and mean) and STS-B Spearman minus fp32's. The gate: min cosine >= 0.999 on real all-MiniLM-L6-v2
-and Spearman within 0.002. Writes benchmarks/results/int8-quality.json and prints a Markdown table.
+Simulates each scheme exactly as the VNNI kernel computes it (``e5np.kernels.int8``'s NumPy twin:
+int8 weights per output channel, uint8 activations per token, exact integer sums, the float32
+epilogue); everything else is e5np fp32. The schemes:
+
+- "sym": activations symmetric (scale max|x| / 127, zero point 128), the plain scheme;
+- "asym": activations asymmetric per token (min..max onto 0..255), free with vpdpbusd's unsigned x;
+- "+ smooth (layernorm)": SmoothQuant's per-channel migration on the two LayerNorm-fed GEMMs (QKV,
+  FFN-in) with each channel's activation range estimated from the LayerNorm's own parameters,
+  |beta| + R |gamma| (no data: the normalised value rarely leaves +-R);
+- "+ smooth (calibrated)": the same with each channel's largest |x| recorded on STS-B *dev*
+  sentences (held apart from the test sentences that measure quality);
+- "... , X fp32": GEMM X left in fp32, to find where int8 costs most.
+
+Metrics over all STS-B test sentences: per-text cosine to e5np fp32 (min, mean), STS-B Spearman
+minus fp32's. Gates (#28): min >= 0.995, mean >= 0.999, Spearman within 0.002. Writes
+benchmarks/results/int8-quality.json and prints a Markdown table.
 """
 
 import argparse
@@ -30,36 +38,46 @@ from bf16_error_sources import with_linears  # noqa: E402
 from quality import sts_sentences  # noqa: E402
 from e5np import E5Model  # noqa: E402
 from e5np.evaluation import evaluate_sts  # noqa: E402
-from e5np.kernels import add_bias_, bias_gelu_  # noqa: E402
+from e5np.evaluation.sts import read_sts  # noqa: E402
+from e5np.kernels import add_bias_, bias_gelu_, int8  # noqa: E402
 
-FIXTURES = {"all-MiniLM-L6-v2": make_fixtures.minilm, "e5-large-random": make_fixtures.e5_large_random}
+FIXTURES = {"all-MiniLM-L6-v2": make_fixtures.minilm, "paraphrase-MiniLM-L3-v2": make_fixtures.paraphrase_minilm_l3,
+            "multilingual-e5-small": make_fixtures.multilingual_e5_small, "e5-large-random": make_fixtures.e5_large_random}
 LINEARS = ("qkv", "attn_out", "ffn_in", "ffn_out")
+LN_FED = ("qkv", "ffn_in")
+FLOPS = {"qkv": 3, "attn_out": 1, "ffn_in": 4, "ffn_out": 4}  # x H^2 per token, with I = 4H
 
 
-def quantize(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 per row: (integers as float64, scale per row)."""
-    scale = np.abs(a).max(axis=1).astype(np.float64) / 127
-    scale[scale == 0] = 1.0
-    return np.clip(np.rint(a / scale[:, None]), -127, 127), scale
+def quantize_sym(x, inv_smooth=None):
+    """The plain scheme's activations: symmetric, zero point 128 (for the comparison only)."""
+    v = np.asarray(x, np.float32) * (1 if inv_smooth is None else inv_smooth[None, :])
+    scale = (np.abs(v).max(axis=1) / np.float32(127)).astype(np.float32)
+    scale[scale == 0] = 1
+    q = np.clip(np.rint(v / scale[:, None]) + 128, 0, 255).astype(np.uint8)
+    return q, scale, np.full(len(v), 128, np.int32)
 
 
 @dataclasses.dataclass
 class Int8Linear:
-    """Duck-typed ``e5np.engine.linear.Linear`` (float32 rows in and out) on the int8 scheme."""
-    weight_q: np.ndarray  # [N, K] integers
-    weight_scale: np.ndarray  # [N]
+    """Duck-typed ``e5np.engine.linear.Linear`` (float32 rows in and out) on the simulated scheme."""
+    wq: np.ndarray
+    w_scale: np.ndarray
+    colsum: np.ndarray
+    inv_smooth: np.ndarray | None
     bias: np.ndarray
     out_features: int
+    symmetric: bool
     reads_tiles: bool = False
 
     @classmethod
-    def from_rows(cls, weight: np.ndarray, bias: np.ndarray) -> "Int8Linear":
-        q, scale = quantize(np.asarray(weight, np.float32))
-        return cls(q, scale, bias, weight.shape[0])
+    def from_rows(cls, weight, bias, smooth=None, symmetric=False) -> "Int8Linear":
+        wq, w_scale, colsum = int8.quantize_weight(weight, smooth)
+        inv = None if smooth is None else (np.float32(1) / smooth).astype(np.float32)
+        return cls(wq, w_scale, colsum, inv, bias, weight.shape[0], symmetric)
 
     def matmul(self, x, out, ws):
-        xq, x_scale = quantize(np.asarray(x, np.float32))
-        out[:] = ((xq @ self.weight_q.T) * x_scale[:, None] * self.weight_scale[None, :]).astype(np.float32)
+        xq, scale, zero = (quantize_sym if self.symmetric else int8.quantize_rows)(x, self.inv_smooth)
+        out[:] = int8.matmul_int8(xq, scale, zero, self.wq, self.w_scale, self.colsum)
         return out
 
     def matmul_bias(self, x, out, ws):
@@ -75,54 +93,121 @@ class Int8Linear:
         return x[start:start + count]
 
 
-def configurations(folder: Path) -> tuple[E5Model, dict[str, E5Model]]:
+class RecordingLinear:
+    """An fp32 Linear that records each input channel's largest |x| (the calibration pass)."""
+    def __init__(self, inner):
+        self.inner, self.amax = inner, np.zeros(0, np.float32)
+
+    def _seen(self, x):
+        m = np.abs(np.asarray(x)).max(axis=0)
+        self.amax = m if self.amax.size == 0 else np.maximum(self.amax, m)
+
+    def matmul(self, x, out, ws):
+        self._seen(x)
+        return self.inner.matmul(x, out, ws)
+
+    def matmul_bias(self, x, out, ws):
+        self._seen(x)
+        return self.inner.matmul_bias(x, out, ws)
+
+    def matmul_gelu(self, x, rows, ws):
+        self._seen(x)
+        return self.inner.matmul_gelu(x, rows, ws)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def calibrated_max(folder: Path, texts: list[str]) -> list[dict[str, np.ndarray]]:
+    model = E5Model(folder)
+    recording = [{n: RecordingLinear(getattr(layer, n)) for n in LINEARS} for layer in model.weights.layers]
+    with_linears(model, [dataclasses.replace(layer, **r) for layer, r in zip(model.weights.layers, recording)])
+    model.encode(texts)
+    return [{n: r.amax for n, r in rec.items()} for rec in recording]
+
+
+def layernorm_max(model: E5Model, reach: float) -> list[dict[str, np.ndarray]]:
+    """Each LN-fed GEMM's channel range from the LayerNorm in front of it: |beta| + reach |gamma|."""
+    norms = [model.weights.embeddings.norm] + [layer.ffn_norm for layer in model.weights.layers]
+    return [{"qkv": np.abs(norms[i].beta) + reach * np.abs(norms[i].gamma),
+             "ffn_in": np.abs(layer.attn_norm.beta) + reach * np.abs(layer.attn_norm.gamma)}
+            for i, layer in enumerate(model.weights.layers)]
+
+
+def scheme_model(folder, rows, fp32, symmetric=False, ranges=None, alpha=0.5, keep=()):
+    layers = []
+    for f, r, rng in zip(fp32.weights.layers, rows, ranges or [None] * len(rows)):
+        swapped = {}
+        for name in LINEARS:
+            if name in keep:
+                continue
+            w, b = getattr(r, name).weight, getattr(r, name).bias
+            smooth = int8.smoothing(rng[name], w, alpha) if rng is not None and name in rng else None
+            swapped[name] = Int8Linear.from_rows(w, b, smooth, symmetric)
+        layers.append(dataclasses.replace(f, **swapped))
+    return with_linears(E5Model(folder), layers)
+
+
+def schemes(folder: Path, calibration: list[str]) -> tuple[E5Model, dict]:
     fp32 = E5Model(folder)
     rows = E5Model(folder, gemm="blas").weights.layers  # the checkpoint's [N, K] weights
-    int8 = [{name: Int8Linear.from_rows(getattr(r, name).weight, getattr(r, name).bias) for name in LINEARS} for r in rows]
-    models = {}
-    kept = [()] + [(name,) for name in LINEARS] + [("qkv", "ffn_in"), ("qkv", "ffn_out")]
-    for keep in kept:
-        label = f"{' + '.join(keep)} fp32" if keep else "all int8"
-        layers = [dataclasses.replace(f, **{n: q for n, q in swapped.items() if n not in keep})
-                  for f, swapped in zip(fp32.weights.layers, int8)]
-        models[label] = with_linears(E5Model(folder), layers)
-    return fp32, models
+    calibrated = calibrated_max(folder, calibration)
+    calibrated = [{n: c[n] for n in LN_FED} for c in calibrated]
+    out = {"sym": dict(symmetric=True), "asym": {}}
+    for reach in (3.0, 6.0):
+        out[f"asym + smooth (layernorm, R={reach:g})"] = dict(ranges=layernorm_max(fp32, reach))
+    for alpha in (0.5, 0.75):
+        out[f"asym + smooth (calibrated, alpha={alpha:g})"] = dict(ranges=calibrated, alpha=alpha)
+    for name in LINEARS:
+        out[f"asym + smooth (calibrated), {name} fp32"] = dict(ranges=calibrated, keep=(name,))
+    return fp32, rows, out
 
 
-def measure(folder: Path, texts: list[str], data: Path) -> dict:
-    fp32, models = configurations(folder)
+def measure(folder: Path, texts: list[str], data: Path, calibration: list[str], only=None) -> dict:
+    fp32, rows, configs = schemes(folder, calibration)
     reference = fp32.encode(texts).astype(np.float64)
     fp32_sts = evaluate_sts(fp32, data / "stsb" / "test.tsv")["spearman"]
-    rows = {"fp32 stsb spearman": fp32_sts}
-    for label, model in models.items():
+    result = {"fp32 stsb spearman": fp32_sts}
+    for label, kwargs in configs.items():
+        if only and label not in only:
+            continue
+        model = scheme_model(folder, rows, fp32, **kwargs)
         cosine = (model.encode(texts).astype(np.float64) * reference).sum(1)
-        rows[label] = {"min_cosine": float(cosine.min()), "mean_cosine": float(cosine.mean()),
-                       "stsb_minus_fp32": evaluate_sts(model, data / "stsb" / "test.tsv")["spearman"] - fp32_sts}
-    return rows
+        int8_share = sum(FLOPS[n] for n in LINEARS if n not in kwargs.get("keep", ())) / sum(FLOPS.values())
+        result[label] = {"min_cosine": float(cosine.min()), "mean_cosine": float(cosine.mean()),
+                         "stsb_minus_fp32": evaluate_sts(model, data / "stsb" / "test.tsv")["spearman"] - fp32_sts,
+                         "int8_flop_share": int8_share}
+        print(label, {k: round(v, 5) for k, v in result[label].items()}, flush=True)
+    return result
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="*", default=["all-MiniLM-L6-v2"], choices=list(FIXTURES))
+    parser.add_argument("--only", nargs="*", help="the scheme labels to run (default: all)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     args = parser.parse_args()
     from e5np.runtime import cpuinfo
 
     texts = sts_sentences(args.data)
+    _, first, second = read_sts(args.data / "stsb" / "dev.tsv")
+    calibration = sorted(set(first) | set(second))[::8]  # 1 in 8 dev sentences (~380): the calibration set
     out = REPO / "benchmarks" / "results" / "int8-quality.json"
     result = json.loads(out.read_text()) if out.exists() else {"models": {}}
     for name in args.models:
         result["models"][name] = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpuinfo("model name"),
-                                  "texts": len(texts), **measure(FIXTURES[name](), texts, args.data)}
+                                  "texts": len(texts),
+                                  **measure(FIXTURES[name](), texts, args.data, calibration, args.only)}
     out.write_text(json.dumps(result, indent=2))
-    print(f"per-text cosine to e5np fp32 over {len(texts)} STS-B test sentences; gate: min >= 0.999, "
-          "STS-B Spearman within 0.002")
-    print("| model | configuration | min cosine | mean cosine | STS-B Spearman - fp32 |")
-    print("|---|---|---|---|---|")
+    print(f"per-text cosine to e5np fp32 over {len(texts)} STS-B test sentences; gates: min >= 0.995, "
+          "mean >= 0.999, STS-B Spearman within 0.002")
+    print("| model | scheme | int8 share of GEMM FLOPs | min cosine | mean cosine | STS-B Spearman - fp32 |")
+    print("|---|---|---|---|---|---|")
     for name in args.models:
         for label, r in result["models"][name].items():
             if isinstance(r, dict):
-                print(f"| {name} | {label} | {r['min_cosine']:.6f} | {r['mean_cosine']:.6f} | {r['stsb_minus_fp32']:+.5f} |")
+                print(f"| {name} | {label} | {r.get('int8_flop_share', 1):.0%} | {r['min_cosine']:.5f} | "
+                      f"{r['mean_cosine']:.5f} | {r['stsb_minus_fp32']:+.5f} |")
 
 
 if __name__ == "__main__":

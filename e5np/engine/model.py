@@ -17,6 +17,7 @@ from .batching import MAX_BATCH_TOKENS, length_sorted_batches, pack, pack_padded
 from .config import BertConfig
 from .encoder import encode_packed, pool
 from .hub import resolve_model_folder
+from .int8_linear import GEMM as INT8_GEMM
 from .linear import BF16_GEMMS
 from .progress import progress_bar
 from .sentence_modules import SentenceModules
@@ -55,7 +56,9 @@ class E5Model:
                  adapt_threads: bool = True):
         """``precision``: "fp32" (default; exact parity with transformers), "bf16" (GEMMs on AMX,
         else on AVX512-BF16, falling back to fp32 with one logged line where the CPU has neither),
-        or "auto" (bf16 where either is usable). ``gemm`` picks the fp32 GEMM: "numba" (default) or "blas".
+        "auto" (bf16 where either is usable), or "int8" (by name only: int8 GEMMs on AVX512-VNNI with
+        weights calibrated once, ``docs/precision.md``; where the CPU lacks VNNI, what "bf16" runs, with
+        one logged line). ``gemm`` picks the fp32 GEMM: "numba" (default) or "blas".
         ``max_batch_tokens``: the default token cap of a forward pass (see ``encode``).
         ``num_threads``: at most this many threads (default: the CPUs this process may use, its
         cgroup quota included); with ``adapt_threads`` each forward pass runs on one thread or on
@@ -82,7 +85,7 @@ class E5Model:
 
     @property
     def precision(self) -> str:
-        """The path in use: "fp32", "bf16-amx" or "bf16-avx512" (``precision_reason`` says why)."""
+        """The path in use: "fp32", "bf16-amx", "bf16-avx512" or "int8-vnni" (``precision_reason`` says why)."""
         return self.precision_choice.path
 
     @property
@@ -345,8 +348,14 @@ def packed_weights_status(name_or_path, precision: str = "fp32") -> str:
 
 
 def _gemm_for(choice: Precision, gemm: str | None) -> str:
-    if gemm in BF16_GEMMS:
-        raise ValueError(f"gemm={gemm!r} is chosen by precision='bf16', not by name")
+    if gemm in BF16_GEMMS or gemm == INT8_GEMM:
+        raise ValueError(f"gemm={gemm!r} is chosen by precision='bf16' or 'int8', not by name")
+    if choice.is_int8:
+        if gemm is not None:
+            raise ValueError(f"gemm={gemm!r} picks an fp32 GEMM, but precision='int8' runs {choice.path}; drop one of the two")
+        return INT8_GEMM
+    if choice.requested == "int8":
+        log.warning("precision='int8': %s", choice.reason)
     if choice.is_bf16:
         if gemm is not None:
             raise ValueError(f"gemm={gemm!r} picks an fp32 GEMM, but precision={choice.requested!r} runs "

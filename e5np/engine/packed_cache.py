@@ -37,8 +37,9 @@ log = logging.getLogger("e5np")
 MAGIC, END = b"E5NPPACK", b"E5NPEND1"
 ALIGN = 4096
 SAMPLES = 16  # 64-byte windows per array in its digest: catches a truncated or overwritten file cheaply
-_LAYOUT_KERNELS = ("gemm.py", "bf16.py", "target.py")          # how fp32 panels and bf16 tiles are laid out
-_LAYOUT_ENGINE = ("weights.py", "linear.py", "packed_cache.py")  # which arrays are packed, and this format
+_LAYOUT_KERNELS = ("gemm.py", "bf16.py", "int8.py", "target.py")  # how fp32 panels, bf16 and int8 tiles are laid out
+# which arrays are packed, this format, and (int8) the calibration they were made from
+_LAYOUT_ENGINE = ("weights.py", "linear.py", "int8_linear.py", "calibration.py", "calibration_texts.py", "packed_cache.py")
 _said_unwritable = False
 
 

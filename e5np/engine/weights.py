@@ -11,9 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelFileError
+from ..kernels.int8 import SMOOTHING_ALPHA, smoothing
+from .calibration import input_maxima
 from .checkpoint import checkpoint_files, read_tensors
 from .config import BertConfig
 from .heap import release_freed_memory
+from .int8_linear import GEMM as INT8_GEMM
+from .int8_linear import Int8Linear
 from .linear import Linear
 from .packed_cache import cached_packing
 from .word_rows import WordRows
@@ -108,12 +112,18 @@ def load_weights(folder: Path, config: BertConfig, gemm: str) -> Weights:
         memory maps of the checkpoint, each released as soon as its weight has been packed."""
         source = read_tensors(folder)
         check_tensors(source, config, folder)
+        maxima = input_maxima(folder) if gemm == INT8_GEMM else None  # int8: the calibration pass
         for i in range(config.num_hidden_layers):
             for field, (names, split) in LINEARS.items():
                 p = f"encoder.layer.{i}."
                 weights = [source.pop(p + n + ".weight") for n in names]
-                yield f"{i}.{field}.weight", Linear.pack(
-                    weights[0] if len(weights) == 1 else np.concatenate(weights), gemm, split)
+                weight = weights[0] if len(weights) == 1 else np.concatenate(weights)
+                if maxima is None:
+                    yield f"{i}.{field}.weight", Linear.pack(weight, gemm, split)
+                else:
+                    smooth = smoothing(maxima[i][field], weight, SMOOTHING_ALPHA) if field in maxima[i] else None
+                    for part, a in Int8Linear.pack(weight, smooth).items():
+                        yield f"{i}.{field}.{part}", a
                 yield f"{i}.{field}.bias", np.concatenate([source.pop(p + n + ".bias") for n in names])
 
     # the fp32 BLAS path reads the checkpoint as it is: nothing to cache
@@ -121,6 +131,9 @@ def load_weights(folder: Path, config: BertConfig, gemm: str) -> Weights:
                            else cached_packing(folder, checkpoint_files(folder), gemm, pack_all))
 
     def linear(i, field):
+        if gemm == INT8_GEMM:
+            return Int8Linear.from_packed({part: packed[f"{i}.{field}.{part}"] for part in Int8Linear.PARTS},
+                                          packed[f"{i}.{field}.bias"])
         return Linear.from_packed(packed[f"{i}.{field}.weight"], packed[f"{i}.{field}.bias"], gemm, LINEARS[field][1])
 
     def norm(name):

@@ -3,7 +3,7 @@ threads, and the stand-ins for Linux-only calls elsewhere."""
 
 import importlib
 
-from .cpu import (AMX_FLAGS, AVX512_BF16_FLAG, amx_problem, avx512_bf16_problem, cpu_flags, cpu_name, cpuinfo,
+from .cpu import (AMX_FLAGS, AVX512_BF16_FLAG, amx_problem, avx512_bf16_problem, avx512_vnni_problem, cpu_flags, cpu_name, cpuinfo,
                   other_target)
 from .gemm_probe import cache_file as gemm_probe_file
 from .gemm_probe import measure as measure_gemms
@@ -17,7 +17,7 @@ from .threads import ThreadChoice, usable_cpus
 _FROM_KERNELS = {"kernels_compiled": "jit", "cache_home": "jit", "kernel_cache_dir": "jit", "kernels_built_for": "jit", "TARGETS": "target", "compile_features": "target",
                  "compile_tile": "target", "target_env": "target"}
 
-__all__ = [*_FROM_KERNELS, "AMX_FLAGS", "AVX512_BF16_FLAG", "amx_problem", "avx512_bf16_problem", "cpu_flags",
+__all__ = [*_FROM_KERNELS, "AMX_FLAGS", "AVX512_BF16_FLAG", "amx_problem", "avx512_bf16_problem", "avx512_vnni_problem", "cpu_flags",
            "cpu_name", "cpuinfo", "other_target", "gemm_probe_file", "measure_gemms", "measured_gemms", "BF16_PATHS",
            "PRECISIONS", "Precision", "choose_precision", "ThreadChoice", "usable_cpus", "RangeReader",
            "affinity_cpus", "listen_exclusively", "replace", "stop_signals"]

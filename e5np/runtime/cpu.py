@@ -8,7 +8,9 @@ or the process dies rather than raising: the CPU has AMX (else LLVM aborts while
 intrinsics), LLVM targets it, and Linux has granted this process the AMX tile state (else the
 first tile instruction is SIGILL). For AVX512-BF16: the CPU flag and LLVM's target feature.
 ``amx_problem`` and ``avx512_bf16_problem`` say which of them fails. ``E5NP_DISABLE_AMX=1`` and
-``E5NP_DISABLE_AVX512_BF16=1`` rule either out (for tests, or by choice).
+``E5NP_DISABLE_AVX512_BF16=1`` rule either out (for tests, or by choice). The int8 GEMM
+(``kernels/gemm_vnni.py``: ``vpdpbusd``) needs avx512_vnni the same way (``avx512_vnni_problem``;
+``E5NP_DISABLE_VNNI=1`` rules it out).
 """
 
 import ctypes
@@ -18,6 +20,7 @@ import platform
 
 AMX_FLAGS = ("amx_tile", "amx_bf16")  # /proc/cpuinfo names
 AVX512_BF16_FLAG = "avx512_bf16"
+AVX512_VNNI_FLAG = "avx512_vnni"
 _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA, _SYS_ARCH_PRCTL = 0x1023, 18, 158
 
 
@@ -72,6 +75,11 @@ def llvm_targets_avx512_bf16() -> bool:
     return bool(llvm.get_host_cpu_features().get("avx512bf16"))
 
 
+def llvm_targets_avx512_vnni() -> bool:
+    import llvmlite.binding as llvm
+    return bool(llvm.get_host_cpu_features().get("avx512vnni"))
+
+
 @functools.cache
 def request_amx_permission() -> bool:
     """arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA): once per process, for every thread."""
@@ -123,6 +131,20 @@ def avx512_bf16_problem(flags: frozenset[str] | None = None, llvm_ok=llvm_target
         return f"this CPU lacks {AVX512_BF16_FLAG}"
     if not llvm_ok():
         return "LLVM does not target AVX512-BF16 on this host"
+    return None
+
+
+def avx512_vnni_problem(flags: frozenset[str] | None = None, llvm_ok=llvm_targets_avx512_vnni) -> str | None:
+    """Why the int8 GEMM (``kernels/gemm_vnni.py``: ``vpdpbusd``) cannot run here, or None where it can."""
+    flags = cpu_flags() if flags is None else flags
+    if _disabled("E5NP_DISABLE_VNNI"):
+        return "VNNI disabled by E5NP_DISABLE_VNNI"
+    if other_target():
+        return other_target()
+    if AVX512_VNNI_FLAG not in flags:
+        return f"this CPU lacks {AVX512_VNNI_FLAG}"
+    if not llvm_ok():
+        return "LLVM does not target AVX512-VNNI on this host"
     return None
 
 

@@ -1,0 +1,74 @@
+"""A Linear on the int8 path (``precision="int8"``): the same seam as ``linear.Linear``, int8 inside.
+
+W is held quantized once (int8 per output channel, VNNI tiles, ``kernels/int8.py``); each call
+quantizes its float32 input rows per token into uint8 tiles (a token's codes depend on that token
+alone), multiplies with ``vpdpbusd`` in exact int32 (``kernels/gemm_vnni.py``) and writes float32
+rows, bias and GELU as the fp32 path adds them. ``inv_smooth`` divides the input channel by
+channel before it is quantized (SmoothQuant's migration; W was multiplied by the same factors).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..kernels import bias_gelu_, int8
+from .workspace import Workspace
+
+GEMM = "vnni-int8"
+
+
+@dataclass(frozen=True)
+class Int8Linear:
+    """y = x @ W^T + b with W as int8 VNNI tiles; float32 rows in and out."""
+    weight: np.ndarray      # int8 tiles [N'/16, K'/64, 16, 64]
+    w_scale: np.ndarray     # float32 [N]: W'[n] = w_scale[n] * weight codes
+    colsum: np.ndarray      # int32 [N]: sum over k of the codes (takes the activations' zero points off)
+    inv_smooth: np.ndarray  # float32 [K]: 1 / the migration factor of each input channel (1: none)
+    bias: np.ndarray        # float32 [N]
+    out_features: int
+    gemm: str = GEMM
+    reads_tiles = False     # float32 rows in: the quantization is this Linear's own first step
+    PARTS = ("weight", "w_scale", "colsum", "inv_smooth")  # the arrays ``pack`` makes
+
+    @staticmethod
+    def pack(weight: np.ndarray, smooth: np.ndarray | None) -> dict[str, np.ndarray]:
+        """The arrays an Int8Linear is made of (what the packed-weight cache stores), from W [N, K]."""
+        codes, w_scale, colsum = int8.quantize_weight(weight, smooth)
+        ones = np.ones(weight.shape[1], np.float32)
+        return {"weight": int8.pack_weight_int8(codes), "w_scale": w_scale, "colsum": colsum,
+                "inv_smooth": ones if smooth is None else (np.float32(1) / smooth).astype(np.float32)}
+
+    @classmethod
+    def from_packed(cls, arrays: dict[str, np.ndarray], bias: np.ndarray) -> "Int8Linear":
+        return cls(arrays["weight"], arrays["w_scale"], arrays["colsum"], arrays["inv_smooth"],
+                   np.ascontiguousarray(bias, dtype=np.float32), bias.shape[0])
+
+    def matmul(self, x: np.ndarray, out: np.ndarray, ws: Workspace) -> np.ndarray:
+        """out = x @ W^T, x float32 rows (quantized here, per token)."""
+        return self._matmul(x, out, ws, None)
+
+    def matmul_bias(self, x: np.ndarray, out: np.ndarray, ws: Workspace) -> np.ndarray:
+        """out = x @ W^T + b, the bias added in the GEMM's epilogue."""
+        return self._matmul(x, out, ws, self.bias)
+
+    def matmul_gelu(self, x: np.ndarray, rows: int, ws: Workspace) -> np.ndarray:
+        """gelu(x @ W^T + b), erf form, float32 rows [rows, N]."""
+        h = self._matmul(x, ws.get("ffn", rows, self.out_features), ws, None)
+        bias_gelu_(h, self.bias)
+        return h
+
+    def input_rows(self, x: np.ndarray, start: int, count: int) -> np.ndarray:
+        return x[start:start + count]
+
+    def _matmul(self, x, out, ws, bias):
+        from ..kernels.gemm_vnni import matmul_int8_  # only after choose_precision found VNNI
+
+        rows = x.shape[0]
+        row_tiles = int8.round_up(rows, int8.BLOCK) // int8.TILE_ROWS
+        xq = ws.get(f"x in uint8 tiles, K/64 = {self.weight.shape[1]}", row_tiles,
+                    self.weight.shape[1] * int8.TILE_ROWS * int8.TILE_K8, np.uint8).reshape(
+            row_tiles, self.weight.shape[1], int8.TILE_ROWS, int8.TILE_K8)
+        scale, zero = ws.get("x scales", rows, 1)[:, 0], ws.get("x zero points", rows, 1, np.int32)[:, 0]
+        int8.quantize_rows_to_tiles_(xq, scale, zero, np.ascontiguousarray(x), self.inv_smooth)
+        matmul_int8_(out, xq, scale, zero, self.weight, self.w_scale, self.colsum, bias)
+        return out
