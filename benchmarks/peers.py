@@ -14,7 +14,7 @@ import numpy as np
 BATCH = 32
 THREADS = 2
 SYSTEMS = ["e5np", "transformers", "transformers-sorted", "sentence-transformers", "onnxruntime",
-           "e5np-bf16", "transformers-bf16-sorted", "onnxruntime-int8-sorted"]
+           "e5np-bf16", "transformers-bf16-sorted", "onnxruntime-int8-sorted", "e5np-int8"]
 FP32_SYSTEMS = SYSTEMS[:5]
 ONNX_CACHE = Path.home() / ".cache" / "e5np" / "onnx"
 
@@ -22,7 +22,7 @@ ONNX_CACHE = Path.home() / ".cache" / "e5np" / "onnx"
 def load_system(name: str, folder: str):
     if name.startswith("e5np"):
         from e5np import E5Model
-        model = E5Model(folder, **({"precision": "bf16"} if name == "e5np-bf16" else {}))
+        model = E5Model(folder, precision=name.removeprefix("e5np-") if "-" in name else "fp32")
         return lambda texts: model.encode(texts, batch_size=BATCH)
     import torch
     torch.set_num_threads(THREADS)

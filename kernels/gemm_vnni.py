@@ -7,8 +7,9 @@ adding four uint8 x int8 products). Twice the multiply-adds of ``vdpbf16ps`` per
 
 The micro-kernel: 8 rows x 32 columns in 16 zmm int32 accumulators; per k quad, two weight rows
 are loaded and each row's x quad is broadcast into two ``vpdpbusd``. A 32 x 32 block is four of
-them; its epilogue takes the zero points off (zero[t] * colsum[n], exact) and scales to float32:
-out = float32(acc - zero[t] colsum[n]) * scale[t] * w_scale[n] (+ bias[n]) (``int8.py``'s twin).
+them; its epilogue (16-lane IR, one row at a time) takes the zero points off (zero[t] * colsum[n],
+exact) and scales to float32: out = float32(acc - zero[t] colsum[n]) * scale[t] * w_scale[n] (+ bias[n]),
+the last product and the bias one FMA (``int8.py``'s twin), then GELU for the FFN (``gelu_f32.py``).
 Integer sums do not depend on order, so a row's result is the same whatever the batch, the thread
 or the number of threads. Jobs as the bf16 GEMMs (``bf16_gemm.py``).
 
@@ -25,9 +26,11 @@ from numba.extending import intrinsic
 
 from .bf16 import BLOCK, TILE_BYTES, TILE_ROWS
 from .bf16_gemm import job_blocks, jobs
+from .gelu_f32 import gelu
 from .int8 import QUAD, TILE_K8
 from .jit import kernel
 from .jobs import job_counter, next_job
+from .vector_ir import Vec16
 
 MR = 8  # rows per micro-kernel call: 2 x MR accumulators, 2 weight rows, 1 broadcast
 _i32, _i64 = ir.IntType(32), ir.IntType(64)
@@ -96,6 +99,44 @@ def dpbusd_8x32(typingctx, x_addr, w_addr, w_panel_stride, k_steps, c_addr, c_st
     return sig, codegen
 
 
+@intrinsic
+def dequantize_row_32(typingctx, c_addr, out_addr, zero, scale, colsum_addr, w_scale_addr, bias_addr, with_gelu):
+    """out[0:32] = float32(c[0:32] - zero colsum[0:32]) * scale * w_scale[0:32] + bias[0:32], and
+    GELU if ``with_gelu``: one row of a finished block, in two 16-lane vectors. The last scaling and
+    the bias are one FMA (a bias of zeros leaves the product exact). Full and edge blocks both pass
+    through here, so a token's output is the same bit for bit wherever it sits in the batch."""
+    sig = types.void(types.intp, types.intp, types.int32, types.float32, types.intp, types.intp, types.intp,
+                     types.boolean)
+
+    def codegen(context, builder, signature, args):
+        c, out, z, s, colsum, w_scale, bias, with_gelu = args
+        v = Vec16(builder)
+        ints = v.int_type.as_pointer()
+        z16 = builder.shuffle_vector(builder.insert_element(ir.Constant(v.int_type, ir.Undefined), z, ir.Constant(_i32, 0)),
+                                     ir.Constant(v.int_type, ir.Undefined), ir.Constant(v.int_type, [0] * 16))
+        s16 = builder.shuffle_vector(builder.insert_element(ir.Constant(v.type, ir.Undefined), s, ir.Constant(_i32, 0)),
+                                     ir.Constant(v.type, ir.Undefined), ir.Constant(v.int_type, [0] * 16))
+        values = []
+        for half in range(2):
+            at = _const(64 * half)
+            acc = builder.load(builder.inttoptr(builder.add(c, at), ints), align=4)
+            sums = builder.load(builder.inttoptr(builder.add(colsum, at), ints), align=4)
+            exact = builder.sub(acc, builder.mul(z16, sums))  # the zero point off, in int32
+            scaled = builder.fmul(builder.sitofp(exact, v.type), s16)
+            ws = builder.load(v.pointer(builder.add(w_scale, at)), align=4)
+            values.append(v.fma(scaled, ws, builder.load(v.pointer(builder.add(bias, at)), align=4)))
+        with builder.if_else(with_gelu) as (then, otherwise):
+            with then:
+                for half, x in enumerate(values):
+                    builder.store(gelu(v, x), v.pointer(builder.add(out, _const(64 * half))), align=4)
+            with otherwise:
+                for half, x in enumerate(values):
+                    builder.store(x, v.pointer(builder.add(out, _const(64 * half))), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @kernel
 def _block_32x32(xq, rb, tiles, cb, c):
     """c[32, 32] (int32) = rows 32 rb.. of xq times columns 32 cb.. of W: four 8-row micro-kernel calls."""
@@ -114,32 +155,47 @@ def check_operands(out, xq, scale, zero, tiles, w_scale, colsum, bias):
              "zero": (zero, np.int32, 1), "tiles": (tiles, np.int8, 4), "w_scale": (w_scale, np.float32, 1),
              "colsum": (colsum, np.int32, 1)}
     for name, (a, dtype, ndim) in wants.items():
-        if a.dtype != dtype or a.ndim != ndim or not a.flags.c_contiguous:
+        if a.dtype != dtype or a.ndim != ndim or not (a.flags.c_contiguous or name == "out"):
             raise ValueError(f"matmul_int8_: {name} must be C-contiguous {np.dtype(dtype).name} with {ndim} dimensions")
+    if out.strides[1] != 4:
+        raise ValueError("matmul_int8_: the rows of out must be contiguous float32")
     if xq.shape[2:] != (TILE_ROWS, TILE_K8) or tiles.shape[2:] != (TILE_ROWS, TILE_K8) or xq.shape[1] != tiles.shape[1]:
         raise ValueError("matmul_int8_: xq and tiles must be [.., K'/64, 16, 64] tiles with the same k steps")
     if xq.shape[0] % 2 or xq.shape[0] * TILE_ROWS < m or tiles.shape[0] * TILE_ROWS < n or tiles.shape[0] % 2:
         raise ValueError("matmul_int8_: xq or tiles do not cover out (use quantize_rows_to_tiles_ and pack_weight_int8)")
     if scale.shape[0] < m or zero.shape[0] < m or w_scale.shape[0] < n or colsum.shape[0] < n:
         raise ValueError("matmul_int8_: scale and zero need a value per row of out, w_scale and colsum per column")
-    if bias is not None and (bias.dtype != np.float32 or bias.shape != (n,)):
+    if bias is not None and (bias.dtype != np.float32 or bias.shape[0] < n or bias.ndim != 1):
         raise ValueError("matmul_int8_: bias must be float32 [N]")
 
 
-def matmul_int8_(out, xq, scale, zero, tiles, w_scale, colsum, bias=None):
-    """out[M, N] = (xq @ Wq^T - zero colsum) * scale * w_scale (+ bias), float32 rows."""
+def padded(a: np.ndarray | None, length: int, dtype) -> np.ndarray:
+    """a zero-padded to ``length`` (every epilogue reads whole 32-column blocks); a itself if long enough."""
+    if a is not None and a.shape[0] >= length:
+        return a
+    out = np.zeros(length, dtype)
+    if a is not None:
+        out[:a.shape[0]] = a
+    return out
+
+
+def matmul_int8_(out, xq, scale, zero, tiles, w_scale, colsum, bias=None, gelu=False):
+    """out[M, N] = (xq @ Wq^T - zero colsum) * scale * w_scale (+ bias), then GELU if ``gelu``;
+    float32 rows. w_scale, colsum and bias may be padded to the weight tiles' N' (``Int8Linear`` is)."""
     check_operands(out, xq, scale, zero, tiles, w_scale, colsum, bias)
-    _matmul(out, xq, scale, zero, tiles, w_scale, colsum, np.zeros(0, np.float32) if bias is None else bias,
-            bias is not None, numba.get_num_threads())
+    n_padded = tiles.shape[0] * TILE_ROWS
+    _matmul(out, xq, scale, zero, tiles, padded(w_scale, n_padded, np.float32), padded(colsum, n_padded, np.int32),
+            padded(bias, n_padded, np.float32), gelu, numba.get_num_threads())
 
 
 @kernel(parallel=True)
-def _matmul(out, xq, scale, zero, tiles, w_scale, colsum, bias, add_bias, threads):
+def _matmul(out, xq, scale, zero, tiles, w_scale, colsum, bias, with_gelu, threads):
     m, n = out.shape
     row_blocks, col_blocks = -(-m // BLOCK), tiles.shape[0] // 2
     n_jobs, counter = jobs(row_blocks, col_blocks), job_counter()
     for _ in prange(threads):  # one worker per thread (threads as an argument: see gemm_dpbf16)
         c = np.empty((BLOCK, BLOCK), np.int32)
+        edge = np.empty(BLOCK, np.float32)  # one row of an edge block, before its columns past N are dropped
         while True:
             job = next_job(counter)
             if job >= n_jobs:
@@ -148,22 +204,12 @@ def _matmul(out, xq, scale, zero, tiles, w_scale, colsum, bias, add_bias, thread
             for rb in range(r0, r1):
                 for cb in range(c0, c1):
                     _block_32x32(xq, rb, tiles, cb, c)
-                    rows, cols = min(BLOCK, m - rb * BLOCK), min(BLOCK, n - cb * BLOCK)
-                    _dequantize_block(out, c, rb * BLOCK, cb * BLOCK, rows, cols, scale, zero, w_scale, colsum,
-                                      bias, add_bias)
-
-
-@kernel
-def _dequantize_block(out, c, t0, n0, rows, cols, scale, zero, w_scale, colsum, bias, add_bias):
-    """The epilogue of block c (int32 [32, 32]) at out[t0.., n0..]: zero points off, scales on, bias
-    (rows and columns past out, the padding, stay out). One loop per case, so that LLVM vectorizes each."""
-    for r in range(rows):
-        t = t0 + r
-        z, s = np.int32(zero[t]), scale[t]
-        acc, dst = c[r], out[t, n0:n0 + cols]
-        if add_bias:
-            for j in range(cols):
-                dst[j] = np.float32(acc[j] - z * colsum[n0 + j]) * s * w_scale[n0 + j] + bias[n0 + j]
-        else:
-            for j in range(cols):
-                dst[j] = np.float32(acc[j] - z * colsum[n0 + j]) * s * w_scale[n0 + j]
+                    n0 = cb * BLOCK
+                    cols = min(BLOCK, n - n0)
+                    for r in range(min(BLOCK, m - rb * BLOCK)):  # rows past M (padding) stay out
+                        t = rb * BLOCK + r
+                        dst = out[t, n0:].ctypes.data if cols == BLOCK else edge.ctypes.data
+                        dequantize_row_32(c[r].ctypes.data, dst, zero[t], scale[t], colsum[n0:].ctypes.data,
+                                          w_scale[n0:].ctypes.data, bias[n0:].ctypes.data, with_gelu)
+                        if cols < BLOCK:
+                            out[t, n0:n0 + cols] = edge[:cols]

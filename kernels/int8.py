@@ -9,7 +9,7 @@ The scheme (chosen by measurement: ``benchmarks/int8_quality.py``, ``docs/precis
   One scale per token: a token's codes do not depend on the other tokens of the batch;
 - the product: ``vpdpbusd`` multiplies uint8 by int8 and sums in int32, exactly (K <= 8192 keeps
   255 * 127 * K below 2^31); the zero point comes off exactly too, as zero[t] * colsum[n];
-- out[t, n] = float32(acc[t, n] - zero[t] * colsum[n]) * scale[t] * w_scale[n] (+ bias[n]).
+- out[t, n] = float32(acc[t, n] - zero[t] * colsum[n]) * scale[t] * w_scale[n] (+ bias[n], in one FMA).
 
 Layouts, as the bf16 GEMM's (``bf16.py``) with k quads for k pairs: a tile is 16 rows of 64 bytes;
 x as uint8 tiles [M'/16, K'/64, 16, 64] (row r: 64 consecutive k of token r), W as VNNI tiles
@@ -66,7 +66,9 @@ def quantize_rows(x: np.ndarray, inv_smooth: np.ndarray | None = None) -> tuple[
 
 def matmul_int8(xq, scale, zero, wq, w_scale, colsum, bias=None) -> np.ndarray:
     """The GEMM's twin: exact integer sums, then the epilogue. The sums run in float64 (BLAS; NumPy's
-    integer matmul has none), exact as integers: every product and partial sum is below 2^53."""
+    integer matmul has none), exact as integers: every product and partial sum is below 2^53.
+    Without a bias it is the kernel bit for bit; with one, the kernel's FMA rounds once where this
+    rounds twice."""
     acc = (xq.astype(np.float64) @ wq.astype(np.float64).T).astype(np.int64) - zero[:, None].astype(np.int64) * colsum[None, :]
     out = acc.astype(np.int32).astype(np.float32) * scale[:, None] * w_scale[None, :]
     return out if bias is None else out + bias[None, :]

@@ -1,5 +1,6 @@
 """The int8 path's kernels: quantization and tile layouts against their NumPy twins (``kernels/int8.py``),
-the VNNI GEMM against exact integer sums, on every shape of the E5 family (where this CPU has VNNI)."""
+the VNNI GEMM against exact integer sums and its fused bias + GELU against the steps apart, on every
+shape of the E5 family (where this CPU has VNNI)."""
 
 import importlib
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from e5np.kernels import int8
+from e5np.kernels.gelu_f32 import bias_gelu_f32_
 from e5np.runtime import avx512_vnni_problem
 
 needs_vnni = pytest.mark.skipif(avx512_vnni_problem() is not None, reason=str(avx512_vnni_problem()))
@@ -87,8 +89,13 @@ def test_vnni_gemm_is_the_exact_integer_product(m, k, n):
     assert np.isnan(canvas[m:]).all(), "the GEMM wrote past the rows of out"
     with_bias = np.empty((m, n), np.float32)
     vnni().matmul_int8_(with_bias, xq, scale, zero, int8.pack_weight_int8(wq), w_scale, colsum, bias)
-    # + bias may fuse with the last scaling into one FMA (one rounding fewer than the twin's)
-    np.testing.assert_allclose(with_bias, canvas[:m] + bias, rtol=2e-7, atol=2e-7 * np.abs(bias).max())
+    # the kernel adds the bias in the last scaling's FMA: one rounding where the twin has two
+    twin = canvas[:m] + bias
+    assert (np.abs(with_bias - twin) <= np.spacing(np.abs(canvas[:m])) + np.spacing(np.abs(twin))).all()
+    fused = np.empty((m, n), np.float32)
+    vnni().matmul_int8_(fused, xq, scale, zero, int8.pack_weight_int8(wq), w_scale, colsum, bias, gelu=True)
+    bias_gelu_f32_(with_bias, np.zeros(n, np.float32))  # the GELU of the same values, on its own
+    np.testing.assert_array_equal(fused, with_bias)
 
 
 @needs_vnni

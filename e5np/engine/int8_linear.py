@@ -3,7 +3,7 @@
 W is held quantized once (int8 per output channel, VNNI tiles, ``kernels/int8.py``); each call
 quantizes its float32 input rows per token into uint8 tiles (a token's codes depend on that token
 alone), multiplies with ``vpdpbusd`` in exact int32 (``kernels/gemm_vnni.py``) and writes float32
-rows, bias and GELU as the fp32 path adds them. ``inv_smooth`` divides the input channel by
+rows, bias and GELU added in the GEMM's epilogue. ``inv_smooth`` divides the input channel by
 channel before it is quantized (SmoothQuant's migration; W was multiplied by the same factors).
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..kernels import bias_gelu_, int8
+from ..kernels import int8
 from .workspace import Workspace
 
 GEMM = "vnni-int8"
@@ -26,6 +26,7 @@ class Int8Linear:
     inv_smooth: np.ndarray  # float32 [K]: 1 / the migration factor of each input channel (1: none)
     bias: np.ndarray        # float32 [N]
     out_features: int
+    zero_bias: np.ndarray   # float32 zeros [N'], the epilogue's bias where the bias is left to a later step
     gemm: str = GEMM
     reads_tiles = False     # float32 rows in: the quantization is this Linear's own first step
     PARTS = ("weight", "w_scale", "colsum", "inv_smooth")  # the arrays ``pack`` makes
@@ -40,27 +41,31 @@ class Int8Linear:
 
     @classmethod
     def from_packed(cls, arrays: dict[str, np.ndarray], bias: np.ndarray) -> "Int8Linear":
-        return cls(arrays["weight"], arrays["w_scale"], arrays["colsum"], arrays["inv_smooth"],
-                   np.ascontiguousarray(bias, dtype=np.float32), bias.shape[0])
+        """An Int8Linear from ``pack``'s arrays; the per-column ones padded to the tiles' N' (the GEMM's
+        epilogue reads whole 32-column blocks)."""
+        from ..kernels.gemm_vnni import padded
+
+        n_padded = arrays["weight"].shape[0] * int8.TILE_ROWS
+        return cls(arrays["weight"], padded(arrays["w_scale"], n_padded, np.float32),
+                   padded(arrays["colsum"], n_padded, np.int32), arrays["inv_smooth"],
+                   np.ascontiguousarray(bias, dtype=np.float32), bias.shape[0], np.zeros(n_padded, np.float32))
 
     def matmul(self, x: np.ndarray, out: np.ndarray, ws: Workspace) -> np.ndarray:
         """out = x @ W^T, x float32 rows (quantized here, per token)."""
-        return self._matmul(x, out, ws, None)
+        return self._matmul(x, out, ws, self.zero_bias)
 
     def matmul_bias(self, x: np.ndarray, out: np.ndarray, ws: Workspace) -> np.ndarray:
         """out = x @ W^T + b, the bias added in the GEMM's epilogue."""
         return self._matmul(x, out, ws, self.bias)
 
     def matmul_gelu(self, x: np.ndarray, rows: int, ws: Workspace) -> np.ndarray:
-        """gelu(x @ W^T + b), erf form, float32 rows [rows, N]."""
-        h = self._matmul(x, ws.get("ffn", rows, self.out_features), ws, None)
-        bias_gelu_(h, self.bias)
-        return h
+        """gelu(x @ W^T + b), erf form, float32 rows [rows, N]: bias and GELU in the GEMM's epilogue."""
+        return self._matmul(x, ws.get("ffn", rows, self.out_features), ws, self.bias, gelu=True)
 
     def input_rows(self, x: np.ndarray, start: int, count: int) -> np.ndarray:
         return x[start:start + count]
 
-    def _matmul(self, x, out, ws, bias):
+    def _matmul(self, x, out, ws, bias, gelu=False):
         from ..kernels.gemm_vnni import matmul_int8_  # only after choose_precision found VNNI
 
         rows = x.shape[0]
@@ -70,5 +75,5 @@ class Int8Linear:
             row_tiles, self.weight.shape[1], int8.TILE_ROWS, int8.TILE_K8)
         scale, zero = ws.get("x scales", rows, 1)[:, 0], ws.get("x zero points", rows, 1, np.int32)[:, 0]
         int8.quantize_rows_to_tiles_(xq, scale, zero, np.ascontiguousarray(x), self.inv_smooth)
-        matmul_int8_(out, xq, scale, zero, self.weight, self.w_scale, self.colsum, bias)
+        matmul_int8_(out, xq, scale, zero, self.weight, self.w_scale, self.colsum, bias, gelu)
         return out
