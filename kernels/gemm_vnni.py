@@ -9,7 +9,8 @@ The micro-kernel: 8 rows x 32 columns in 16 zmm int32 accumulators; per k quad, 
 are loaded and each row's x quad is broadcast into two ``vpdpbusd``. A 32 x 32 block is four of
 them; its epilogue (16-lane IR, one row at a time) takes the zero points off (zero[t] * colsum[n],
 exact) and scales to float32: out = float32(acc - zero[t] colsum[n]) * scale[t] * w_scale[n] (+ bias[n]),
-the last product and the bias one FMA (``int8.py``'s twin), then GELU for the FFN (``gelu_f32.py``).
+the last product and the bias one FMA (``int8.py``'s twin), one FMA more for each float32 outlier
+channel, then GELU for the FFN (``gelu_f32.py``).
 Integer sums do not depend on order, so a row's result is the same whatever the batch, the thread
 or the number of threads. Jobs as the bf16 GEMMs (``bf16_gemm.py``).
 
@@ -100,22 +101,28 @@ def dpbusd_8x32(typingctx, x_addr, w_addr, w_panel_stride, k_steps, c_addr, c_st
 
 
 @intrinsic
-def dequantize_row_32(typingctx, c_addr, out_addr, zero, scale, colsum_addr, w_scale_addr, bias_addr, with_gelu):
-    """out[0:32] = float32(c[0:32] - zero colsum[0:32]) * scale * w_scale[0:32] + bias[0:32], and
-    GELU if ``with_gelu``: one row of a finished block, in two 16-lane vectors. The last scaling and
-    the bias are one FMA (a bias of zeros leaves the product exact). Full and edge blocks both pass
-    through here, so a token's output is the same bit for bit wherever it sits in the batch."""
+def dequantize_row_32(typingctx, c_addr, out_addr, zero, scale, colsum_addr, w_scale_addr, bias_addr,
+                      outlier_x_addr, outlier_w_addr, outlier_w_stride, outliers, with_gelu):
+    """out[0:32] = float32(c[0:32] - zero colsum[0:32]) * scale * w_scale[0:32] + bias[0:32]
+    + sum over outlier channels j of x_j * W_j[0:32], then GELU if ``with_gelu``: one row of a
+    finished block, in two 16-lane vectors. The last scaling and the bias are one FMA (a bias of
+    zeros leaves the product exact), each outlier channel one more, in channel order (its weights
+    ``outlier_w_stride`` bytes apart). Full and edge blocks both pass through here, so a token's
+    output is the same bit for bit wherever it sits in the batch."""
     sig = types.void(types.intp, types.intp, types.int32, types.float32, types.intp, types.intp, types.intp,
-                     types.boolean)
+                     types.intp, types.intp, types.intp, types.intp, types.boolean)
 
     def codegen(context, builder, signature, args):
-        c, out, z, s, colsum, w_scale, bias, with_gelu = args
+        c, out, z, s, colsum, w_scale, bias, outlier_x, outlier_w, outlier_stride, outliers, with_gelu = args
         v = Vec16(builder)
         ints = v.int_type.as_pointer()
-        z16 = builder.shuffle_vector(builder.insert_element(ir.Constant(v.int_type, ir.Undefined), z, ir.Constant(_i32, 0)),
-                                     ir.Constant(v.int_type, ir.Undefined), ir.Constant(v.int_type, [0] * 16))
-        s16 = builder.shuffle_vector(builder.insert_element(ir.Constant(v.type, ir.Undefined), s, ir.Constant(_i32, 0)),
-                                     ir.Constant(v.type, ir.Undefined), ir.Constant(v.int_type, [0] * 16))
+
+        def broadcast(value, kind):
+            undef = ir.Constant(kind, ir.Undefined)
+            return builder.shuffle_vector(builder.insert_element(undef, value, ir.Constant(_i32, 0)), undef,
+                                          ir.Constant(v.int_type, [0] * 16))
+
+        z16, s16 = broadcast(z, v.int_type), broadcast(s, v.type)
         values = []
         for half in range(2):
             at = _const(64 * half)
@@ -125,12 +132,42 @@ def dequantize_row_32(typingctx, c_addr, out_addr, zero, scale, colsum_addr, w_s
             scaled = builder.fmul(builder.sitofp(exact, v.type), s16)
             ws = builder.load(v.pointer(builder.add(w_scale, at)), align=4)
             values.append(v.fma(scaled, ws, builder.load(v.pointer(builder.add(bias, at)), align=4)))
+
+        # the float32 outlier channels: for j < outliers, values += x_j * W_j (a loop: usually 4)
+        entry = builder.basic_block
+        loop, done = builder.append_basic_block("outliers"), builder.append_basic_block("outliers_done")
+        builder.cbranch(builder.icmp_signed(">", outliers, _const(0)), loop, done)
+        builder.position_at_end(loop)
+        j = builder.phi(_i64)
+        carried = [builder.phi(v.type) for _ in range(2)]
+        x_j = builder.load(builder.inttoptr(builder.add(outlier_x, builder.mul(j, _const(4))), v.f32.as_pointer()),
+                           align=4)
+        x16 = broadcast(x_j, v.type)
+        row = builder.add(outlier_w, builder.mul(j, outlier_stride))
+        summed = [v.fma(x16, builder.load(v.pointer(builder.add(row, _const(64 * half))), align=4), carried[half])
+                  for half in range(2)]
+        j_next = builder.add(j, _const(1))
+        latch = builder.basic_block
+        builder.cbranch(builder.icmp_signed("<", j_next, outliers), loop, done)
+        j.add_incoming(_const(0), entry)
+        j.add_incoming(j_next, latch)
+        for phi, first, last in zip(carried, values, summed):
+            phi.add_incoming(first, entry)
+            phi.add_incoming(last, latch)
+        builder.position_at_end(done)
+        finals = []
+        for first, last in zip(values, summed):
+            phi = builder.phi(v.type)
+            phi.add_incoming(first, entry)
+            phi.add_incoming(last, latch)
+            finals.append(phi)
+
         with builder.if_else(with_gelu) as (then, otherwise):
             with then:
-                for half, x in enumerate(values):
+                for half, x in enumerate(finals):
                     builder.store(gelu(v, x), v.pointer(builder.add(out, _const(64 * half))), align=4)
             with otherwise:
-                for half, x in enumerate(values):
+                for half, x in enumerate(finals):
                     builder.store(x, v.pointer(builder.add(out, _const(64 * half))), align=4)
         return context.get_dummy_value()
 
@@ -147,7 +184,7 @@ def _block_32x32(xq, rb, tiles, cb, c):
         dpbusd_8x32(x, w, k_steps * TILE_BYTES, k_steps, c[q * MR].ctypes.data, BLOCK * 4)
 
 
-def check_operands(out, xq, scale, zero, tiles, w_scale, colsum, bias):
+def check_operands(out, xq, scale, zero, tiles, w_scale, colsum, bias, outlier_x, outlier_w):
     """Raise naming the operand of ``matmul_int8_`` of the wrong dtype or shape (the micro-kernel
     reads raw addresses: a wrong layout would give wrong numbers, not an error)."""
     m, n = out.shape
@@ -167,6 +204,14 @@ def check_operands(out, xq, scale, zero, tiles, w_scale, colsum, bias):
         raise ValueError("matmul_int8_: scale and zero need a value per row of out, w_scale and colsum per column")
     if bias is not None and (bias.dtype != np.float32 or bias.shape[0] < n or bias.ndim != 1):
         raise ValueError("matmul_int8_: bias must be float32 [N]")
+    if (outlier_x is None) != (outlier_w is None):
+        raise ValueError("matmul_int8_: outlier_x and outlier_w come together")
+    if outlier_x is not None:
+        for name, a in (("outlier_x", outlier_x), ("outlier_w", outlier_w)):
+            if a.dtype != np.float32 or a.ndim != 2 or not a.flags.c_contiguous:
+                raise ValueError(f"matmul_int8_: {name} must be C-contiguous float32 with 2 dimensions")
+        if outlier_x.shape[0] < m or outlier_x.shape[1] != outlier_w.shape[0] or outlier_w.shape[1] < n:
+            raise ValueError("matmul_int8_: outlier_x must be [M, c] and outlier_w [c, N]")
 
 
 def padded(a: np.ndarray | None, length: int, dtype) -> np.ndarray:
@@ -179,20 +224,26 @@ def padded(a: np.ndarray | None, length: int, dtype) -> np.ndarray:
     return out
 
 
-def matmul_int8_(out, xq, scale, zero, tiles, w_scale, colsum, bias=None, gelu=False):
-    """out[M, N] = (xq @ Wq^T - zero colsum) * scale * w_scale (+ bias), then GELU if ``gelu``;
-    float32 rows. w_scale, colsum and bias may be padded to the weight tiles' N' (``Int8Linear`` is)."""
-    check_operands(out, xq, scale, zero, tiles, w_scale, colsum, bias)
+def matmul_int8_(out, xq, scale, zero, tiles, w_scale, colsum, bias=None, gelu=False, outlier_x=None, outlier_w=None):
+    """out[M, N] = (xq @ Wq^T - zero colsum) * scale * w_scale (+ bias) (+ outlier_x @ outlier_w),
+    then GELU if ``gelu``; float32 rows. w_scale, colsum, bias and outlier_w's rows may be padded to
+    the weight tiles' N' (``Int8Linear``'s are)."""
+    check_operands(out, xq, scale, zero, tiles, w_scale, colsum, bias, outlier_x, outlier_w)
     n_padded = tiles.shape[0] * TILE_ROWS
+    if outlier_x is None:
+        outlier_x, outlier_w = np.zeros((out.shape[0], 0), np.float32), np.zeros((0, n_padded), np.float32)
+    elif outlier_w.shape[1] < n_padded:
+        outlier_w = np.ascontiguousarray(np.pad(outlier_w, ((0, 0), (0, n_padded - outlier_w.shape[1]))))
     _matmul(out, xq, scale, zero, tiles, padded(w_scale, n_padded, np.float32), padded(colsum, n_padded, np.int32),
-            padded(bias, n_padded, np.float32), gelu, numba.get_num_threads())
+            padded(bias, n_padded, np.float32), outlier_x, outlier_w, gelu, numba.get_num_threads())
 
 
 @kernel(parallel=True)
-def _matmul(out, xq, scale, zero, tiles, w_scale, colsum, bias, with_gelu, threads):
+def _matmul(out, xq, scale, zero, tiles, w_scale, colsum, bias, outlier_x, outlier_w, with_gelu, threads):
     m, n = out.shape
     row_blocks, col_blocks = -(-m // BLOCK), tiles.shape[0] // 2
     n_jobs, counter = jobs(row_blocks, col_blocks), job_counter()
+    outliers, outlier_stride = outlier_w.shape[0], outlier_w.shape[1] * 4
     for _ in prange(threads):  # one worker per thread (threads as an argument: see gemm_dpbf16)
         c = np.empty((BLOCK, BLOCK), np.int32)
         edge = np.empty(BLOCK, np.float32)  # one row of an edge block, before its columns past N are dropped
@@ -210,6 +261,8 @@ def _matmul(out, xq, scale, zero, tiles, w_scale, colsum, bias, with_gelu, threa
                         t = rb * BLOCK + r
                         dst = out[t, n0:].ctypes.data if cols == BLOCK else edge.ctypes.data
                         dequantize_row_32(c[r].ctypes.data, dst, zero[t], scale[t], colsum[n0:].ctypes.data,
-                                          w_scale[n0:].ctypes.data, bias[n0:].ctypes.data, with_gelu)
+                                          w_scale[n0:].ctypes.data, bias[n0:].ctypes.data,
+                                          outlier_x.ctypes.data + 4 * outliers * t, outlier_w.ctypes.data + 4 * n0,
+                                          outlier_stride, outliers, with_gelu)
                         if cols < BLOCK:
                             out[t, n0:n0 + cols] = edge[:cols]

@@ -9,7 +9,12 @@ The scheme (chosen by measurement: ``benchmarks/int8_quality.py``, ``docs/precis
   One scale per token: a token's codes do not depend on the other tokens of the batch;
 - the product: ``vpdpbusd`` multiplies uint8 by int8 and sums in int32, exactly (K <= 8192 keeps
   255 * 127 * K below 2^31); the zero point comes off exactly too, as zero[t] * colsum[n];
-- out[t, n] = float32(acc[t, n] - zero[t] * colsum[n]) * scale[t] * w_scale[n] (+ bias[n], in one FMA).
+- out[t, n] = float32(acc[t, n] - zero[t] * colsum[n]) * scale[t] * w_scale[n] (+ bias[n], in one FMA);
+- outlier channels: the OUTLIER_CHANNELS input channels of each GEMM with the largest calibrated
+  range (after smoothing) stay float32, LLM.int8's decomposition: their weight columns are zero in
+  the int8 weight, their activations zero before quantization (inv_smooth 0), and the epilogue adds
+  x[t, c] * W[n, c] for each, one FMA each, in channel order. One channel of 24 where the rest stay
+  below 6 (all-MiniLM-L6-v2's FFN-out input) would otherwise leave the others a quarter of the levels.
 
 Layouts, as the bf16 GEMM's (``bf16.py``) with k quads for k pairs: a tile is 16 rows of 64 bytes;
 x as uint8 tiles [M'/16, K'/64, 16, 64] (row r: 64 consecutive k of token r), W as VNNI tiles
@@ -26,6 +31,7 @@ from .jit import kernel
 TILE_K8 = 64  # int8 elements per tile row (64 bytes)
 QUAD = 4      # k per vpdpbusd lane
 SMOOTHING_ALPHA = 0.5  # SmoothQuant's migration strength (0.5 measured above 0.75: docs/precision.md)
+OUTLIER_CHANNELS = 4  # per GEMM, kept float32 (1 did most of it, 4 a little more: docs/precision.md)
 
 
 def smoothing(activation_max: np.ndarray, weight: np.ndarray, alpha: float) -> np.ndarray:
@@ -36,6 +42,25 @@ def smoothing(activation_max: np.ndarray, weight: np.ndarray, alpha: float) -> n
     w = np.maximum(np.abs(np.asarray(weight, np.float64)).max(axis=0), 1e-6)
     s = a ** alpha / w ** (1 - alpha)
     return (s / np.exp(np.log(s).mean())).astype(np.float32)
+
+
+def outlier_channels(activation_max: np.ndarray, smooth: np.ndarray | None = None,
+                     count: int = OUTLIER_CHANNELS) -> np.ndarray:
+    """The ``count`` input channels of largest range as they reach the quantizer (after smoothing),
+    in channel order."""
+    if count == 0:
+        return np.zeros(0, np.int64)
+    a = np.asarray(activation_max, np.float32) / (np.float32(1) if smooth is None else smooth)
+    return np.sort(np.argsort(a, kind="stable")[-count:]).astype(np.int64)
+
+
+def split_outliers(w: np.ndarray, channels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """W [N, K] -> (W with the ``channels`` columns zero: the int8 part, W[:, channels]^T float32
+    [len(channels), N]: the float32 part)."""
+    w = np.array(w, np.float32)
+    outlier_w = np.ascontiguousarray(w[:, channels].T)
+    w[:, channels] = 0
+    return w, outlier_w
 
 
 def quantize_weight(w: np.ndarray, smooth: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -64,14 +89,18 @@ def quantize_rows(x: np.ndarray, inv_smooth: np.ndarray | None = None) -> tuple[
     return q, scale, zero
 
 
-def matmul_int8(xq, scale, zero, wq, w_scale, colsum, bias=None) -> np.ndarray:
+def matmul_int8(xq, scale, zero, wq, w_scale, colsum, bias=None, outlier_x=None, outlier_w=None) -> np.ndarray:
     """The GEMM's twin: exact integer sums, then the epilogue. The sums run in float64 (BLAS; NumPy's
     integer matmul has none), exact as integers: every product and partial sum is below 2^53.
-    Without a bias it is the kernel bit for bit; with one, the kernel's FMA rounds once where this
-    rounds twice."""
+    Without a bias or outliers it is the kernel bit for bit; with them, the kernel's FMAs round once
+    where this rounds twice. ``outlier_x`` [M, c], ``outlier_w`` [c, N]: the float32 channels."""
     acc = (xq.astype(np.float64) @ wq.astype(np.float64).T).astype(np.int64) - zero[:, None].astype(np.int64) * colsum[None, :]
     out = acc.astype(np.int32).astype(np.float32) * scale[:, None] * w_scale[None, :]
-    return out if bias is None else out + bias[None, :]
+    if bias is not None:
+        out = out + bias[None, :]
+    for c in range(0 if outlier_x is None else outlier_x.shape[1]):
+        out = out + outlier_x[:, c:c + 1] * outlier_w[c][None, :]
+    return out
 
 
 def pack_weight_int8(wq: np.ndarray) -> np.ndarray:

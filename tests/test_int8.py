@@ -99,6 +99,74 @@ def test_vnni_gemm_is_the_exact_integer_product(m, k, n):
 
 
 @needs_vnni
+@pytest.mark.parametrize("m,k,n", [(33, 384, 1536), (5, 1536, 384), (40, 100, 37)])
+def test_vnni_gemm_adds_the_float32_outlier_channels_in_its_epilogue(m, k, n):
+    x, w = activations(m, k), (RNG.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32)
+    bias = RNG.standard_normal(n).astype(np.float32)
+    channels = np.array([0, 2, 7, k - 1])
+    int8_part, outlier_w = int8.split_outliers(w, channels)
+    assert not int8_part[:, channels].any() and np.array_equal(outlier_w, w[:, channels].T)
+    wq, w_scale, colsum = int8.quantize_weight(int8_part)
+    inv = np.ones(k, np.float32)
+    inv[channels] = 0
+    xq, scale, zero = quantized_tiles(x, inv)
+    outlier_x = np.ascontiguousarray(x[:, channels])
+    out = np.empty((m, n), np.float32)
+    vnni().matmul_int8_(out, xq, scale, zero, int8.pack_weight_int8(wq), w_scale, colsum, bias, False,
+                        outlier_x, outlier_w)
+    q, _, _ = int8.quantize_rows(x, inv)
+    twin = int8.matmul_int8(q, scale, zero, wq, w_scale, colsum, bias, outlier_x, outlier_w)
+    # every running value is at most the sum of the magnitudes; kernel (FMAs) and twin each round
+    # once or twice per step, so they differ by at most (steps + 1) ulps of it
+    integer = int8.matmul_int8(q, scale, zero, wq, w_scale, colsum)
+    magnitude = np.abs(integer) + np.abs(bias) + np.abs(outlier_x) @ np.abs(outlier_w)
+    assert (np.abs(out - twin) <= (len(channels) + 2) * np.spacing(magnitude.astype(np.float32))).all()
+    fused = np.empty((m, n), np.float32)
+    vnni().matmul_int8_(fused, xq, scale, zero, int8.pack_weight_int8(wq), w_scale, colsum, bias, True,
+                        outlier_x, outlier_w)
+    bias_gelu_f32_(out, np.zeros(n, np.float32))
+    np.testing.assert_array_equal(fused, out)
+
+
+def test_outlier_channels_are_the_largest_after_smoothing():
+    amax = np.ones(64, np.float32)
+    amax[[3, 40]] = 30
+    amax[9] = 8
+    assert int8.outlier_channels(amax, count=2).tolist() == [3, 40]
+    assert int8.outlier_channels(amax, count=3).tolist() == [3, 9, 40]
+    smooth = np.ones(64, np.float32)
+    smooth[40] = 10  # migrated into the weights: 3 left of 40's range
+    assert int8.outlier_channels(amax, smooth, count=2).tolist() == [3, 9]
+    assert int8.outlier_channels(amax, count=0).tolist() == []
+
+
+@needs_vnni
+def test_outlier_channels_cut_the_error_of_one_massive_channel():
+    """One input channel 40x the rest (all-MiniLM-L6-v2's FFN-out input has one 4x its next): kept
+    float32, it no longer takes the other channels' levels."""
+    from e5np.engine.int8_linear import Int8Linear
+    from e5np.engine.workspace import Workspace
+
+    k, n = 1536, 384
+    x = np.maximum(RNG.standard_normal((64, k)), -0.17).astype(np.float32)
+    x[:, 11] *= 40
+    w = (RNG.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32)
+    exact = x.astype(np.float64) @ w.astype(np.float64).T
+    amax = np.abs(x).max(axis=0)
+
+    def error(count):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(int8, "OUTLIER_CHANNELS", count)
+            patch.setattr(int8.outlier_channels, "__defaults__", (None, count))
+            linear = Int8Linear.from_packed(Int8Linear.pack(w, amax, smooth=False), np.zeros(n, np.float32))
+        assert linear.outlier_channels.tolist() == ([11] if count else [])
+        out = linear.matmul(x, np.empty((64, n), np.float32), Workspace())
+        return np.abs(out - exact).max() / np.abs(exact).max()
+
+    assert error(1) < error(0) / 4
+
+
+@needs_vnni
 def test_vnni_gemm_rows_do_not_depend_on_the_batch():
     k, n = 384, 1536
     x, w = activations(70, k), RNG.standard_normal((n, k)).astype(np.float32)

@@ -6,17 +6,16 @@ those channels take the whole int8 range and the others keep a few levels. Estim
 from the LayerNorm's own gamma and beta did not find them (``docs/precision.md``: min cosine 0.993
 against 0.997 measured); so e5np runs the exact fp32 model once over its own calibration texts
 (``calibration_texts.py``) and records them. The int8 weights are made from the result and cached
-with the packed weights: the pass runs once per model, not per load.
+with the packed weights: the pass runs once per model, not per load. The same maxima, after
+smoothing, pick each GEMM's outlier channels, the few kept float32 (``kernels/int8.py``).
 """
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 
 from .calibration_texts import CALIBRATION_TEXTS
-
-SMOOTHED = ("qkv", "ffn_in")  # the LayerNorm-fed GEMMs (the other two measured no better smoothed)
+from .weights import LINEARS, Weights
 
 
 class RecordingLinear:
@@ -45,14 +44,16 @@ class RecordingLinear:
         return getattr(self.inner, name)
 
 
-def input_maxima(folder: Path, texts=CALIBRATION_TEXTS, fields=SMOOTHED) -> list[dict[str, np.ndarray]]:
-    """Per layer, {field: the largest |x| of each input channel} over ``texts``, on exact fp32."""
-    from .model import E5Model  # the model loads weights, and int8 weights load through here
-    from .weights import Weights
-
-    model = E5Model(folder, gemm="blas")  # fp32 on the checkpoint as it is: nothing packed
-    recorders = [{f: RecordingLinear(getattr(layer, f)) for f in fields} for layer in model.weights.layers]
-    model.weights = Weights(model.weights.embeddings, [dataclasses.replace(layer, **r) for layer, r in
-                                                      zip(model.weights.layers, recorders)])
-    model.encode(list(texts))
+def input_maxima(fp32_model, texts=CALIBRATION_TEXTS, fields=tuple(LINEARS)) -> list[dict[str, np.ndarray]]:
+    """Per layer, {field: the largest |x| of each input channel} over ``texts``, run through
+    ``fp32_model`` (an E5Model on the exact fp32 path; its weights are wrapped for the pass and
+    put back after)."""
+    weights = fp32_model.weights
+    recorders = [{f: RecordingLinear(getattr(layer, f)) for f in fields} for layer in weights.layers]
+    fp32_model.weights = Weights(weights.embeddings, [dataclasses.replace(layer, **r) for layer, r in
+                                                      zip(weights.layers, recorders)])
+    try:
+        fp32_model.encode(list(texts))
+    finally:
+        fp32_model.weights = weights
     return [{f: r.amax for f, r in layer.items()} for layer in recorders]

@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_limits
 from ..errors import UnencodableTextError
 from ..runtime import Precision, ThreadChoice, choose_precision, usable_cpus
 from .batching import MAX_BATCH_TOKENS, length_sorted_batches, pack, pack_padded
+from .calibration import input_maxima
 from .config import BertConfig
 from .encoder import encode_packed, pool
 from .hub import resolve_model_folder
@@ -71,7 +72,8 @@ class E5Model:
         self.config = BertConfig.from_file(folder / "config.json")
         self.modules = SentenceModules.from_folder(folder)  # pooling, Normalize, prompts
         self.tokenizer = ModelTokenizer.from_folder(folder, self.config.max_tokens, max_length)
-        self.weights = load_weights(folder, self.config, self.gemm)
+        calibrate = (lambda: input_maxima(E5Model(folder, gemm="blas"))) if self.gemm == INT8_GEMM else None
+        self.weights = load_weights(folder, self.config, self.gemm, calibrate)
         self.num_threads = _at_least_one("num_threads", num_threads) if num_threads is not None else usable_cpus()[0]
         self._numba_threads = min(self.num_threads, numba.config.NUMBA_NUM_THREADS)
         self._thread_choice = ThreadChoice(self._numba_threads) if adapt_threads and self.gemm != "blas" else None

@@ -11,13 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelFileError
-from ..kernels.int8 import SMOOTHING_ALPHA, smoothing
-from .calibration import input_maxima
 from .checkpoint import checkpoint_files, read_tensors
 from .config import BertConfig
 from .heap import release_freed_memory
 from .int8_linear import GEMM as INT8_GEMM
-from .int8_linear import Int8Linear
+from .int8_linear import SMOOTHED, Int8Linear
 from .linear import Linear
 from .packed_cache import cached_packing
 from .word_rows import WordRows
@@ -103,7 +101,12 @@ LINEARS = {
 }
 
 
-def load_weights(folder: Path, config: BertConfig, gemm: str) -> Weights:
+def load_weights(folder: Path, config: BertConfig, gemm: str, calibrate=None) -> Weights:
+    """The model's weights, packed for ``gemm`` (from the packed cache where it holds them). The
+    int8 path needs ``calibrate``: a function returning the calibration pass's per-layer input
+    maxima (``calibration.input_maxima``), called only when the weights are packed, not cached."""
+    if gemm == INT8_GEMM and calibrate is None:
+        raise ValueError("int8 weights are made with the calibration pass: pass calibrate=")
     t = read_tensors(folder)
     check_tensors(t, config, folder)
 
@@ -112,7 +115,7 @@ def load_weights(folder: Path, config: BertConfig, gemm: str) -> Weights:
         memory maps of the checkpoint, each released as soon as its weight has been packed."""
         source = read_tensors(folder)
         check_tensors(source, config, folder)
-        maxima = input_maxima(folder) if gemm == INT8_GEMM else None  # int8: the calibration pass
+        maxima = calibrate() if gemm == INT8_GEMM else None  # int8: the calibration pass
         for i in range(config.num_hidden_layers):
             for field, (names, split) in LINEARS.items():
                 p = f"encoder.layer.{i}."
@@ -121,8 +124,7 @@ def load_weights(folder: Path, config: BertConfig, gemm: str) -> Weights:
                 if maxima is None:
                     yield f"{i}.{field}.weight", Linear.pack(weight, gemm, split)
                 else:
-                    smooth = smoothing(maxima[i][field], weight, SMOOTHING_ALPHA) if field in maxima[i] else None
-                    for part, a in Int8Linear.pack(weight, smooth).items():
+                    for part, a in Int8Linear.pack(weight, maxima[i][field], field in SMOOTHED).items():
                         yield f"{i}.{field}.{part}", a
                 yield f"{i}.{field}.bias", np.concatenate([source.pop(p + n + ".bias") for n in names])
 
