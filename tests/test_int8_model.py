@@ -122,3 +122,17 @@ print(json.dumps([model.precision, "e5np.kernels.gemm_vnni" in sys.modules]))
     assert path == "fp32" and not loaded
     assert out.stderr.count("precision='int8': VNNI disabled by E5NP_DISABLE_VNNI") == 1
     assert "precision 'int8' -> fp32: VNNI disabled by E5NP_DISABLE_VNNI" in out.stdout
+
+
+@needs_vnni
+def test_a_corpus_embedded_in_int8_is_never_resumed_in_fp32(tmp_path, minilm_folder, int8_model):
+    from e5np.corpus import CorpusError, embed_corpus
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"_id": str(i), "text": t}) + "\n" for i, t in enumerate(PARITY_TEXTS[:6])),
+                      encoding="utf-8")
+    embed_corpus(int8_model, corpus, tmp_path / "out", progress=False)
+    settings = json.loads((tmp_path / "out" / "manifest.json").read_text())["settings"]
+    assert settings["precision"] == "int8-vnni" and "outlier channels" in settings["int8_scheme"]
+    with pytest.raises(CorpusError, match="other settings.*precision: 'int8-vnni' -> 'fp32'"):
+        embed_corpus(E5Model(minilm_folder), corpus, tmp_path / "out", progress=False)

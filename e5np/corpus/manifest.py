@@ -51,6 +51,8 @@ def corpus_settings(model, input_path, fmt, fields, prefix, shard_size, on_error
         "input": {"path": str(input_path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns},
         "format": fmt, "fields": asdict(fields), "prefix": prefix, "shard_size": shard_size,
         "on_error": on_error, "e5np_version": __version__,
+        # int8 embeddings depend on the scheme too (the key only where int8 runs: older folders resume)
+        **({"int8_scheme": model.precision_reason} if model.precision_choice.is_int8 else {}),
     }
 
 

@@ -16,7 +16,7 @@ BF16_PATHS = ("bf16-amx", "bf16-avx512")
 INT8_PATH = "int8-vnni"
 # the int8 scheme, as model.precision_reason and the manifests name it (kernels/int8.py, docs/precision.md)
 INT8_SCHEME = ("int8 weights per channel x uint8 activations per token (asymmetric), SmoothQuant on the "
-               "LayerNorm-fed GEMMs, exact int32 sums (vpdpbusd)")
+               "LayerNorm-fed GEMMs, 4 outlier channels per GEMM in float32, exact int32 sums (vpdpbusd)")
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ OPTIONS = [
     Option("--host", str, "127.0.0.1", "address to bind (0.0.0.0 for every interface)"),
     Option("--port", int, 8080, "port to bind"),
     Option("--api-key", str, None, "require 'Authorization: Bearer KEY' (/health and /metrics stay open)"),
-    Option("--precision", str, "fp32", "fp32 (exact), bf16 (AMX), auto", PRECISIONS),
+    Option("--precision", str, "fp32", "fp32 (exact), bf16 (AMX or AVX512-BF16), auto (bf16 where it runs), int8 (VNNI, opt-in)", PRECISIONS),
     Option("--default-prefix", str, "none",
            "prefix for requests that name none: query, passage, or none (texts as sent)", PREFIX_CHOICES),
     Option("--served-model-name", str, None, "the 'model' in replies (default: the --model's last part)"),
