@@ -176,8 +176,14 @@ def schemes(folder: Path, calibration: list[str]) -> tuple[E5Model, list, dict]:
     return fp32, rows, out
 
 
+def unit_rows(embeddings) -> np.ndarray:
+    """Rows scaled to length 1 (paraphrase-MiniLM-L3-v2 has no Normalize module: cosines, not dot products)."""
+    e = np.asarray(embeddings, np.float64)
+    return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
 def scores(embeddings, texts, reference, data, fp32_sts, share) -> dict:
-    embeddings = np.asarray(embeddings, np.float64)
+    embeddings = unit_rows(embeddings)
     cosine = (embeddings * reference).sum(1)
     sts = evaluate_sts(Looked(texts, embeddings), data / "stsb" / "test.tsv")["spearman"]
     return {"min_cosine": float(cosine.min()), "mean_cosine": float(cosine.mean()),
@@ -186,7 +192,7 @@ def scores(embeddings, texts, reference, data, fp32_sts, share) -> dict:
 
 def measure(folder: Path, texts: list[str], data: Path, calibration: list[str], only=None) -> dict:
     fp32, rows, configs = schemes(folder, calibration)
-    reference = fp32.encode(texts).astype(np.float64)
+    reference = unit_rows(fp32.encode(texts))
     fp32_sts = evaluate_sts(Looked(texts, reference), data / "stsb" / "test.tsv")["spearman"]
     result = {"fp32 stsb spearman": fp32_sts}
     shipped = E5Model(folder, precision="int8")  # the kernels themselves, on the scheme e5np ships
@@ -217,7 +223,8 @@ def main():
     out = REPO / "benchmarks" / "results" / "int8-quality.json"
     result = json.loads(out.read_text()) if out.exists() else {"models": {}}
     for name in args.models:
-        result["models"][name] = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpuinfo("model name"),
+        earlier = result["models"].get(name, {}) if args.only else {}  # --only adds rows to the model's others
+        result["models"][name] = {**earlier, "date": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpuinfo("model name"),
                                   "texts": len(texts),
                                   **measure(FIXTURES[name](), texts, args.data, calibration, args.only)}
     out.write_text(json.dumps(result, indent=2))

@@ -87,10 +87,11 @@ def e5np_scores(folder: Path, data: Path, precision: str = "fp32") -> dict:
 
 
 SYSTEMS = {"e5np": e5np_scores, "e5np bf16": lambda folder, data: e5np_scores(folder, data, "bf16"),
+           "e5np int8": lambda folder, data: e5np_scores(folder, data, "int8"),
            "sentence-transformers": sentence_transformers_scores,
            "sentence-transformers bf16": lambda folder, data: sentence_transformers_scores(folder, data, bf16=True)}
 # reduced-precision systems, compared with e5np fp32 text by text (peers as in benchmarks/peers.py)
-COSINE_SYSTEMS = ["e5np-bf16", "transformers-bf16-sorted", "onnxruntime-int8-sorted"]
+COSINE_SYSTEMS = ["e5np-bf16", "e5np-int8", "transformers-bf16-sorted", "onnxruntime-int8-sorted"]
 FIXTURES = {"all-MiniLM-L6-v2": make_fixtures.minilm, "e5-large-random": make_fixtures.e5_large_random}
 
 
